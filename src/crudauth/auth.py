@@ -1,0 +1,325 @@
+"""``CRUDAuth``: the composition root. It wires the parts together and owns no policy."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import APIRouter
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.requests import Request
+
+from crudauth.account.router import build_account_router
+from crudauth.authentication import PasswordAuthenticator
+from crudauth.clock import Clock, SystemClock
+from crudauth.config import CookieConfig
+from crudauth.errors import ConfigurationError
+from crudauth.hooks import AuthHooks
+from crudauth.http.errors import http_errors
+from crudauth.identity.config import IdentityConfig
+from crudauth.identity.repository import UserRepository
+from crudauth.keys import KeyRing
+from crudauth.passwords import PasswordHasher
+from crudauth.policy import PasswordContext, PasswordPolicy, Source
+from crudauth.principal import Principal
+from crudauth.register.router import build_register_route
+from crudauth.register.schemas import RegisterIn, UsernameRegisterIn
+from crudauth.register.service import NewUserFields, RegistrationService
+from crudauth.runtime import AuthRuntime
+from crudauth.transports.base import Transport
+from crudauth.transports.resolution import Check, PrincipalResolver
+from crudauth.transports.session.manager import SessionManager
+from crudauth.transports.session.transport import SessionTransport
+
+logger = logging.getLogger("crudauth")
+
+_NOT_YET = (
+    "oauth",
+    "oauth_paths",
+    "email",
+    "channels",
+    "rate_limiter",
+    "redis_url",
+    "redis_client",
+    "database_store",
+    "rate_limit_prefix",
+    "rate_limits",
+    "lockout",
+    "sudo",
+    "mfa",
+    "legacy_verifiers",
+)
+
+
+def _production_from_env() -> bool:
+    return os.environ.get("CRUDAUTH_ENV", "").strip().lower() in {"prod", "production"}
+
+
+class CRUDAuth:
+    """Authentication for a FastAPI app over its own SQLAlchemy user model."""
+
+    def __init__(
+        self,
+        *,
+        session: Callable[..., Any],
+        user_model: type[Any],
+        SECRET_KEY: str,
+        secret_fallbacks: Sequence[str] = (),
+        transports: Sequence[Transport | type[Transport]] | None = None,
+        column_map: Mapping[str, str] | None = None,
+        identity: IdentityConfig | None = None,
+        hooks: AuthHooks | None = None,
+        cookies: CookieConfig | None = None,
+        register_schema: type[BaseModel] | None = None,
+        register_extra_fields: Iterable[str] | None = None,
+        new_user_defaults: Mapping[str, Any] | None = None,
+        new_user_fields: NewUserFields | None = None,
+        trusted_proxy_hops: int = 0,
+        warn_on_memory_backend: bool = True,
+        password_policy: PasswordPolicy | None = None,
+        fresh_sign_in_seconds: int = 600,
+        algorithm: str = "HS256",
+        redirect_base_url: str | None = None,
+        oauth_response_mode: str = "redirect",
+        oauth_default_redirect: str | None = None,
+        production: bool | None = None,
+        clock: Clock | None = None,
+        password_hasher: PasswordHasher | None = None,
+        **not_yet: Any,
+    ) -> None:
+        unknown = sorted(set(not_yet) - set(_NOT_YET))
+        if unknown:
+            raise TypeError(f"CRUDAuth() got unexpected keyword argument(s): {unknown}")
+        used = sorted(k for k, v in not_yet.items() if v is not None)
+        if used:
+            raise ConfigurationError(
+                f"CRUDAuth option(s) {used} are not available in this version of crudauth"
+            )
+        if not callable(session):
+            raise ConfigurationError("session must be a dependency that yields an AsyncSession")
+        if not isinstance(trusted_proxy_hops, int) or trusted_proxy_hops < 0:
+            raise ConfigurationError("trusted_proxy_hops must be a non-negative integer")
+        if fresh_sign_in_seconds < 0:
+            raise ConfigurationError("fresh_sign_in_seconds must be >= 0")
+        if algorithm != "HS256":
+            raise ConfigurationError("only algorithm='HS256' is available in this version")
+        self.production = _production_from_env() if production is None else production
+        self.identity = identity or IdentityConfig()
+        self.session = session
+        self.repo = UserRepository(user_model, self.identity, column_map)
+        self.hooks = hooks or AuthHooks()
+        self.password_policy = password_policy or PasswordPolicy()
+        self.fresh_sign_in_seconds = fresh_sign_in_seconds
+        self.new_user_fields = new_user_fields
+        self.new_user_defaults = dict(new_user_defaults or {})
+        cookie_config = cookies or CookieConfig()
+        if self.production and not cookie_config.secure:
+            raise ConfigurationError("production refuses CookieConfig(secure=False)")
+        hasher = password_hasher or PasswordHasher()
+        self.runtime = AuthRuntime(
+            session_dependency=session,
+            repo=self.repo,
+            identity=self.identity,
+            keys=KeyRing(SECRET_KEY, secret_fallbacks, production=self.production),
+            clock=clock or SystemClock(),
+            hasher=hasher,
+            authenticator=PasswordAuthenticator(self.repo, hasher),
+            password_policy=self.password_policy,
+            hooks=self.hooks,
+            cookies=cookie_config,
+            trusted_proxy_hops=trusted_proxy_hops,
+        )
+        self.transports = self._bind_transports(transports)
+        self._resolver = PrincipalResolver(self.runtime, self.transports)
+        self._registration = RegistrationService(
+            self.runtime,
+            extra_fields=register_extra_fields or (),
+            new_user_defaults=new_user_defaults,
+            new_user_fields=new_user_fields,
+        )
+        self._register_schema = register_schema or (
+            RegisterIn if self.repo.has("email") else UsernameRegisterIn
+        )
+        self._initialized = False
+        self._check_memory_backends(warn_on_memory_backend)
+
+    def _bind_transports(
+        self, transports: Sequence[Transport | type[Transport]] | None
+    ) -> list[Transport]:
+        items = list(transports) if transports is not None else [SessionTransport]
+        if not items:
+            raise ConfigurationError("transports must not be empty")
+        bound: list[Transport] = []
+        for item in items:
+            instance = item() if isinstance(item, type) else item
+            if not isinstance(instance, Transport):
+                raise ConfigurationError(f"{item!r} is not a crudauth Transport")
+            instance.bind(self.runtime)
+            bound.append(instance)
+        names = [t.name for t in bound]
+        if len(set(names)) != len(names):
+            raise ConfigurationError(f"two transports share a name: {names}")
+        return bound
+
+    def _check_memory_backends(self, warn: bool) -> None:
+        parts = [
+            name
+            for transport in self.transports
+            for name, store in transport.stores().items()
+            if store.in_memory
+        ]
+        if not parts:
+            return
+        if self.production:
+            raise ConfigurationError(
+                f"production refuses in-memory state ({', '.join(parts)}): it is not shared "
+                "between workers"
+            )
+        if warn:
+            logger.warning(
+                "crudauth: in-memory backend active for %s. This state lives in one process and "
+                "is not shared between workers or kept across restarts, so sessions, lockout "
+                "counters and one-time tokens quietly weaken under several workers. Use a shared "
+                "store in production, or pass warn_on_memory_backend=False if a single in-memory "
+                "worker is intended.",
+                ", ".join(parts),
+            )
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    async def initialize(self) -> None:
+        """Open backend connections (call from the app's lifespan). Idempotent."""
+        if self._initialized:
+            return
+        for transport in self.transports:
+            await transport.initialize()
+        self._initialized = True
+
+    async def shutdown(self) -> None:
+        """Close what ``initialize`` opened; every step is attempted."""
+        first: BaseException | None = None
+        for transport in self.transports:
+            try:
+                await transport.shutdown()
+            except Exception as exc:  # keep closing the rest, re-raise the first error
+                first = first or exc
+        self.runtime.hasher.close()
+        self._initialized = False
+        if first is not None:
+            raise first
+
+    # -- routers ----------------------------------------------------------------------------
+
+    @property
+    def router(self) -> APIRouter:
+        """Every route: register, account, then each transport's."""
+        router = APIRouter()
+        router.include_router(build_register_route(self._registration, self._register_schema))
+        router.include_router(build_account_router(self.runtime, self.current_user()))
+        for transport in self.transports:
+            contributed = transport.router()
+            if contributed is not None:
+                router.include_router(contributed)
+        return router
+
+    def _session_transport(self) -> SessionTransport:
+        for transport in self.transports:
+            if isinstance(transport, SessionTransport):
+                return transport
+        raise RuntimeError("no SessionTransport is configured")
+
+    @property
+    def session_router(self) -> APIRouter:
+        return self._session_transport().router()
+
+    @property
+    def sessions(self) -> SessionManager:
+        """The session manager (raises ``RuntimeError`` without a session transport)."""
+        return self._session_transport().manager
+
+    # -- request-time API -------------------------------------------------------------------
+
+    def current_user(
+        self,
+        *,
+        optional: bool = False,
+        superuser: bool = False,
+        verified: bool = False,
+        scopes: Iterable[str] | None = None,
+        transport: str | None = None,
+        check: Check | None = None,
+    ) -> Callable[..., Any]:
+        """A dependency that yields the caller's ``Principal`` (or ``None`` if optional)."""
+        return self._resolver.dependency(
+            optional=optional,
+            superuser=superuser,
+            verified=verified,
+            scopes=scopes,
+            transport=transport,
+            check=check,
+        )
+
+    async def authenticate_password(
+        self,
+        db: AsyncSession,
+        identifier: str,
+        password: str,
+        *,
+        request: Request | None = None,
+        record_success: bool = True,
+    ) -> Any:
+        """The active user for these credentials, or raise ``InvalidCredentials``."""
+        with http_errors():
+            return await self.runtime.authenticator.authenticate(db, identifier, password)
+
+    async def resolve_principal(
+        self, request: Request, update_activity: bool = False
+    ) -> Principal | None:
+        """For middleware: the principal of ``request``, or ``None`` if absent or invalid."""
+        async with self._own_db() as db:
+            try:
+                return await self._resolver.resolve(request, db)
+            except Exception:
+                return None
+
+    @asynccontextmanager
+    async def _own_db(self) -> AsyncIterator[AsyncSession]:
+        source = self.session()
+        if hasattr(source, "__anext__"):
+            db = await source.__anext__()
+            try:
+                yield db
+            finally:
+                await source.aclose()
+        else:
+            async with source as db:
+                yield db
+
+    def signed_in_recently(self, principal: Principal) -> bool:
+        """True if the principal's session began within ``fresh_sign_in_seconds``."""
+        created = principal.metadata.get("created_at")
+        if not isinstance(created, (int, float)) or self.fresh_sign_in_seconds == 0:
+            return False
+        return self.runtime.clock.now() - created <= self.fresh_sign_in_seconds
+
+    async def validate_password(
+        self,
+        password: str,
+        *,
+        user: Any = None,
+        source: Source = "set",
+        field: str = "password",
+    ) -> None:
+        """Apply the password policy; raise ``PasswordRejected`` listing what failed."""
+        context = PasswordContext(
+            source=source,
+            username=self.repo.value(user, "username") if user is not None else None,
+            email=self.repo.value(user, "email") if user is not None else None,
+            user=user,
+        )
+        with http_errors():
+            await self.password_policy.check(password, context, field)

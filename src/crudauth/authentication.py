@@ -1,0 +1,51 @@
+"""Password authentication, shared by every route that checks a password.
+
+Timing defence: unknown users, disabled users, users without a usable password and wrong
+passwords all cost exactly one password verification, and all fail with the same error, so
+neither the answer nor its timing tells an attacker whether an account exists.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crudauth.errors import InvalidCredentials
+from crudauth.identity.identifiers import MAX_EMAIL_LENGTH
+from crudauth.identity.repository import UserRepository
+from crudauth.passwords import PasswordHasher
+
+logger = logging.getLogger("crudauth")
+
+
+class PasswordAuthenticator:
+    """Finds a user by any login field and checks the password in constant work."""
+
+    def __init__(self, repo: UserRepository, hasher: PasswordHasher) -> None:
+        self.repo = repo
+        self.hasher = hasher
+
+    async def authenticate(self, db: AsyncSession, identifier: str, password: str) -> Any:
+        """Return the active user whose password matches, or raise ``InvalidCredentials``."""
+        user = None
+        if 0 < len(identifier) <= MAX_EMAIL_LENGTH:
+            user = await self.repo.find_by_login(db, identifier)
+        stored = self.repo.value(user, "hashed_password") if user is not None else None
+        result = await self.hasher.verify_async(password, stored)
+        if user is None or not result.ok:
+            raise InvalidCredentials("invalid_credentials", user)
+        if not self.repo.value(user, "is_active", True):
+            raise InvalidCredentials("inactive", user)
+        if result.needs_rehash:
+            await self._rehash(db, user, password)
+        return user
+
+    async def _rehash(self, db: AsyncSession, user: Any, password: str) -> None:
+        try:
+            new_hash = await self.hasher.hash_async(password)
+            await self.repo.update(db, user, {"hashed_password": new_hash})
+        except Exception:  # an upgrade is an optimisation; never fail a good login over it
+            await db.rollback()
+            logger.warning("crudauth: could not upgrade a password hash", exc_info=True)

@@ -1,0 +1,118 @@
+"""Domain errors: one root, subclasses that carry data, no HTTP inside.
+
+Services raise these; the HTTP edge (:mod:`crudauth.http.errors`) maps each one to a status
+code, the reference ``detail`` text and a stable machine-readable ``code``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+
+class CrudAuthError(Exception):
+    """Root of every error crudauth raises on purpose."""
+
+    code: str = "error"
+
+    def __init__(self, message: str = "") -> None:
+        super().__init__(message or self.code)
+        self.message = message or self.code
+
+
+class ConfigurationError(CrudAuthError, ValueError):
+    """The configuration is unusable; raised at construction, never at the first request."""
+
+    code = "configuration_error"
+
+
+class NotAuthenticated(CrudAuthError):
+    """No credential was presented where one is required."""
+
+    code = "not_authenticated"
+
+
+class InvalidCredentials(CrudAuthError):
+    """Login refused: unknown identifier, wrong password or disabled account (never which)."""
+
+    code = "invalid_credentials"
+
+    def __init__(self, reason: str = "invalid_credentials", user: Any = None) -> None:
+        super().__init__(reason)
+        #: ``invalid_credentials`` or ``inactive``: for hooks and logs, never the response.
+        self.reason = reason
+        self.user = user
+
+
+class InvalidSession(CrudAuthError):
+    """A session credential was presented but is unknown, expired or revoked."""
+
+    code = "invalid_session"
+
+
+class CrossSiteRequest(CrudAuthError):
+    """A login-like request came from another site (login CSRF)."""
+
+    code = "cross_site"
+
+
+class CSRFFailure(CrudAuthError):
+    """The CSRF token of a cookie-authenticated unsafe request is missing or wrong."""
+
+    code = "csrf_failed"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class AccessDenied(CrudAuthError):
+    """The principal is authenticated but a gate refused it."""
+
+    code = "access_denied"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class InvalidInput(CrudAuthError):
+    """A request value is unacceptable; ``errors`` uses FastAPI's validation-error shape."""
+
+    code = "invalid_input"
+
+    def __init__(self, message: str, errors: Sequence[Mapping[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.errors = list(errors or [])
+
+
+class PasswordRejected(InvalidInput):
+    """The password policy refused a new password."""
+
+    code = "password_policy"
+
+    def __init__(self, field: str, errors: Sequence[Mapping[str, Any]]) -> None:
+        super().__init__("Password does not meet the policy", errors)
+        self.field = field
+
+
+class DuplicateValue(CrudAuthError):
+    """A unique identifier is already taken."""
+
+    code = "duplicate_value"
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class StoreUnavailable(CrudAuthError):
+    """A state store could not be reached; authentication must fail closed (503)."""
+
+    code = "store_unavailable"
+
+
+class UnsupportedMediaType(CrudAuthError):
+    """A simple (CSRF-able) content type was sent where JSON is required."""
+
+    code = "unsupported_media_type"

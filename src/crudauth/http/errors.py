@@ -1,0 +1,64 @@
+"""The HTTP edge: domain errors in, the reference's status codes and ``detail`` texts out.
+
+Every response also carries ``X-Error-Code``, a stable machine-readable code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from fastapi import HTTPException
+
+from crudauth import errors
+from crudauth.exceptions import (
+    CSRFException,
+    DuplicateValueException,
+    ForbiddenException,
+    PasswordPolicyException,
+    UnauthorizedException,
+    UnprocessableEntityException,
+)
+
+INCORRECT_CREDENTIALS = "Incorrect username or password"
+NOT_AUTHENTICATED = "Not authenticated"
+CROSS_SITE_LOGIN = "Cross-site login requests are not allowed."
+UNAVAILABLE = "Authentication is temporarily unavailable. Try again shortly."
+
+
+def to_http(exc: errors.CrudAuthError) -> HTTPException:
+    """The HTTP exception that answers ``exc``."""
+    out: HTTPException
+    if isinstance(exc, errors.InvalidCredentials):
+        out = UnauthorizedException(INCORRECT_CREDENTIALS)
+    elif isinstance(exc, (errors.NotAuthenticated, errors.InvalidSession)):
+        out = UnauthorizedException(NOT_AUTHENTICATED)
+    elif isinstance(exc, errors.CrossSiteRequest):
+        out = ForbiddenException(CROSS_SITE_LOGIN)
+    elif isinstance(exc, errors.CSRFFailure):
+        out = CSRFException(exc.reason)
+    elif isinstance(exc, errors.AccessDenied):
+        out = ForbiddenException(exc.reason)
+    elif isinstance(exc, errors.PasswordRejected):
+        out = PasswordPolicyException(exc.field, exc.errors)
+    elif isinstance(exc, errors.InvalidInput):
+        out = UnprocessableEntityException(exc.errors or exc.message)
+    elif isinstance(exc, errors.DuplicateValue):
+        out = DuplicateValueException(exc.message)
+    elif isinstance(exc, errors.UnsupportedMediaType):
+        out = HTTPException(415, "Unsupported media type")
+    elif isinstance(exc, errors.StoreUnavailable):
+        out = HTTPException(503, UNAVAILABLE, headers={"Retry-After": "5"})
+    else:
+        out = HTTPException(500, "Internal error")
+    out.headers = {**(out.headers or {}), "X-Error-Code": exc.code}
+    return out
+
+
+@contextmanager
+def http_errors() -> Iterator[None]:
+    """Translate domain errors raised inside the block into HTTP exceptions."""
+    try:
+        yield
+    except errors.CrudAuthError as exc:
+        raise to_http(exc) from None

@@ -1,0 +1,266 @@
+"""``UserRepository``: the application's user model, spoken to in logical field names.
+
+``column_map`` maps logical names (``id``, ``email``, ``hashed_password``, ...) to the model's
+attribute names, so crudauth works over an existing table. The model is checked against the
+identity configuration at construction; a mismatch raises ``ConfigurationError`` then, not at
+the first request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
+
+from sqlalchemy import Column, Table, UniqueConstraint, func, select, update
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.exc import IntegrityError, NoInspectionAvailable
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import ColumnProperty, InstrumentedAttribute
+
+from crudauth.errors import ConfigurationError
+from crudauth.identity.config import IdentityConfig
+from crudauth.identity.identifiers import canonical_email, canonical_identifier
+
+LOGICAL_FIELDS: Final = (
+    "id",
+    "email",
+    "username",
+    "hashed_password",
+    "is_active",
+    "is_superuser",
+    "email_verified",
+    "token_version",
+    "oauth_provider",
+    "google_id",
+    "github_id",
+    "oauth_created_at",
+    "oauth_updated_at",
+    "totp_secret_encrypted",
+    "totp_confirmed_at",
+    "totp_last_step",
+    "mfa_recovery_codes",
+)
+
+SECRET_FIELDS: Final = frozenset({"hashed_password", "totp_secret_encrypted", "mfa_recovery_codes"})
+"""Never handed to hooks, channels or responses."""
+
+_DEFAULTS: Final[Mapping[str, Any]] = {
+    "is_active": True,
+    "is_superuser": False,
+    "email_verified": False,
+    "token_version": 0,
+}
+
+
+class UserRepository:
+    """Reads and writes the user model by logical field name."""
+
+    def __init__(
+        self,
+        model: type[Any],
+        identity: IdentityConfig | None = None,
+        column_map: Mapping[str, str] | None = None,
+    ) -> None:
+        try:
+            mapper = sa_inspect(model)
+        except NoInspectionAvailable:
+            raise ConfigurationError(f"{model!r} is not a mapped SQLAlchemy model") from None
+        self.model = model
+        self.identity = identity or IdentityConfig()
+        self._attrs: dict[str, str] = {}
+        columns = {prop.key: prop for prop in mapper.column_attrs}
+        by_column_name = {prop.columns[0].name: prop.key for prop in mapper.column_attrs}
+        mapping = dict(column_map or {})
+        for logical, target in mapping.items():
+            key = target if target in columns else by_column_name.get(target)
+            if key is None:
+                raise ConfigurationError(
+                    f"column_map[{logical!r}] = {target!r}: the model has no such column"
+                )
+            self._attrs[logical] = key
+        extra_fields = [self.identity.recovery_verified_field, self.identity.recovery]
+        wanted = [*LOGICAL_FIELDS, *self.identity.login, *(f for f in extra_fields if f)]
+        for logical in wanted:
+            if logical not in self._attrs and logical in columns:
+                self._attrs[logical] = logical
+        self._columns: dict[str, ColumnProperty[Any]] = columns
+        self._validate()
+
+    # -- shape ---------------------------------------------------------------------------------
+
+    def has(self, field: str) -> bool:
+        return field in self._attrs
+
+    def attr_name(self, field: str) -> str:
+        try:
+            return self._attrs[field]
+        except KeyError:
+            raise ConfigurationError(f"the user model has no {field!r} column") from None
+
+    def column(self, field: str) -> InstrumentedAttribute[Any]:
+        attr: InstrumentedAttribute[Any] = getattr(self.model, self.attr_name(field))
+        return attr
+
+    def max_length(self, field: str) -> int | None:
+        if not self.has(field):
+            return None
+        col = self._columns[self.attr_name(field)].columns[0]
+        length = getattr(col.type, "length", None)
+        return length if isinstance(length, int) else None
+
+    def logical_fields(self) -> list[str]:
+        return list(self._attrs)
+
+    def logical_name(self, name: str) -> str | None:
+        """Map a logical or model attribute name to the logical name, if it is one."""
+        if name in self._attrs:
+            return name
+        for logical, attr in self._attrs.items():
+            if attr == name:
+                return logical
+        return None
+
+    def _validate(self) -> None:
+        for required in ("id", "hashed_password"):
+            if not self.has(required):
+                raise ConfigurationError(
+                    f"the user model needs a {required!r} column (or a column_map entry for it)"
+                )
+        for login_field in self.identity.login:
+            if not self.has(login_field):
+                raise ConfigurationError(
+                    f"login field {login_field!r} is not a column of {self.model.__name__}"
+                )
+            if not self._is_unique(login_field):
+                raise ConfigurationError(
+                    f"login field {login_field!r} must be a single unique column"
+                )
+        recovery = self.identity.recovery
+        if recovery is not None:
+            if not self.has(recovery):
+                raise ConfigurationError(
+                    f"recovery field {recovery!r} is not a column of {self.model.__name__}"
+                )
+            if not self._is_unique(recovery):
+                raise ConfigurationError(f"recovery field {recovery!r} must be unique")
+
+    def _is_unique(self, field: str) -> bool:
+        column = self._columns[self.attr_name(field)].columns[0]
+        if not isinstance(column, Column):
+            return False
+        if column.unique or column.primary_key:
+            return True
+        table = column.table
+        if not isinstance(table, Table):
+            return False
+        for index in table.indexes:
+            if index.unique and _only_column(index.expressions, column):
+                return True
+        for constraint in table.constraints:
+            if isinstance(constraint, UniqueConstraint) and list(constraint.columns) == [column]:
+                return True
+        return False
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    def value(self, user: Any, field: str, default: Any = None) -> Any:
+        if not self.has(field):
+            return _DEFAULTS.get(field, default)
+        return getattr(user, self.attr_name(field))
+
+    def user_id(self, user: Any) -> Any:
+        return self.value(user, "id")
+
+    async def get(self, db: AsyncSession, user_id: Any) -> Any | None:
+        try:
+            key = self._coerce_id(user_id)
+        except (TypeError, ValueError):
+            return None
+        return await db.get(self.model, key)
+
+    def _coerce_id(self, user_id: Any) -> Any:
+        column = self._columns[self.attr_name("id")].columns[0]
+        python_type = column.type.python_type
+        if isinstance(user_id, python_type):
+            return user_id
+        return python_type(user_id)
+
+    def _match(self, field: str, value: str) -> Any:
+        column = self.column(field)
+        if field == "email":
+            return column == canonical_email(value)
+        if field == "username":
+            return func.lower(column) == canonical_identifier(value)
+        return column == value
+
+    async def find_by(self, db: AsyncSession, field: str, value: str) -> Any | None:
+        result = await db.execute(select(self.model).where(self._match(field, value)).limit(1))
+        return result.scalars().first()
+
+    async def find_by_login(self, db: AsyncSession, identifier: str) -> Any | None:
+        """First user whose login field matches ``identifier``, in configured order."""
+        for field in self.identity.login:
+            if field == "email" and "@" not in identifier:
+                continue
+            user = await self.find_by(db, field, identifier)
+            if user is not None:
+                return user
+        return None
+
+    def to_dict(self, user: Any) -> dict[str, Any]:
+        """Every logical field except secrets (hash, TOTP secret, recovery codes)."""
+        return {
+            field: getattr(user, attr)
+            for field, attr in self._attrs.items()
+            if field not in SECRET_FIELDS
+        }
+
+    # -- writes --------------------------------------------------------------------------------
+
+    def _attributes(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name, value in values.items():
+            logical = self.logical_name(name)
+            out[self.attr_name(logical) if logical else name] = value
+        return out
+
+    async def create(self, db: AsyncSession, values: Mapping[str, Any]) -> Any:
+        """Insert a user and commit; ``IntegrityError`` propagates after a rollback."""
+        user = self.model(**self._attributes(values))
+        db.add(user)
+        try:
+            await db.commit()
+        except IntegrityError:
+            await db.rollback()
+            raise
+        await db.refresh(user)
+        return user
+
+    async def update(self, db: AsyncSession, user: Any, values: Mapping[str, Any]) -> Any:
+        for name, value in self._attributes(values).items():
+            setattr(user, name, value)
+        await db.commit()
+        await db.refresh(user)
+        return user
+
+    async def bump_token_version(self, db: AsyncSession, user: Any, *, commit: bool = True) -> int:
+        """Atomically add 1 to the epoch (a no-op at 0 for models without the column)."""
+        if not self.has("token_version"):
+            return 0
+        column = self.column("token_version")
+        stmt = (
+            update(self.model)
+            .where(self.column("id") == self.user_id(user))
+            .values({self.attr_name("token_version"): column + 1})
+            .execution_options(synchronize_session=False)
+        )
+        await db.execute(stmt)
+        if commit:
+            await db.commit()
+        await db.refresh(user)
+        return int(self.value(user, "token_version"))
+
+
+def _only_column(expressions: Iterable[Any], column: Column[Any]) -> bool:
+    exprs = list(expressions)
+    return len(exprs) == 1 and exprs[0] is column

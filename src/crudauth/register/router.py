@@ -1,0 +1,40 @@
+"""``POST /register``."""
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Request
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crudauth.http.errors import http_errors
+from crudauth.http.guards import no_store
+from crudauth.register.service import RegistrationService
+
+
+def build_register_route(service: RegistrationService, schema: type[BaseModel]) -> APIRouter:
+    runtime = service.runtime
+    repo = runtime.repo
+    router = APIRouter(tags=["auth"], dependencies=[Depends(no_store)])
+
+    async def register(
+        request: Request,
+        db: Annotated[AsyncSession, Depends(runtime.session_dependency)],
+        body: Any,
+    ) -> dict[str, Any]:
+        """Create an account."""
+        with http_errors():
+            payload = body.model_dump()
+            password = payload.pop("password")
+            user = await service.register(
+                db, payload, password, runtime.hook_context(request, "register")
+            )
+            return {
+                "id": repo.user_id(user),
+                "email": repo.value(user, "email"),
+                "username": repo.value(user, "username"),
+            }
+
+    # The body type is only known at build time (the app may bring its own schema).
+    register.__annotations__["body"] = Annotated[schema, Body()]
+    router.add_api_route("/register", register, methods=["POST"])
+    return router

@@ -1,0 +1,152 @@
+"""Registration: allowlist, normalise, hash once, insert once.
+
+Both the "taken" and the "new" path hash the password exactly once, before the uniqueness
+check, so timing does not reveal which identifiers exist.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal
+
+from pydantic import BaseModel
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crudauth.errors import ConfigurationError, DuplicateValue
+from crudauth.hooks import HookContext
+from crudauth.identity.identifiers import (
+    MAX_EMAIL_LENGTH,
+    MAX_USERNAME_LENGTH,
+    canonical_email,
+    clean_identifier,
+)
+from crudauth.identity.repository import LOGICAL_FIELDS
+from crudauth.policy import PasswordContext
+from crudauth.runtime import AuthRuntime
+
+REGISTRATION_ALLOWED_FIELDS: Final = frozenset({"email", "username"})
+REGISTRATION_GATED_FIELDS: Final = frozenset(LOGICAL_FIELDS) - REGISTRATION_ALLOWED_FIELDS
+
+USERNAME_TAKEN: Final = "Username already taken"
+EMAIL_TAKEN: Final = "Email already registered"
+
+
+@dataclass(frozen=True)
+class NewUserContext:
+    """What ``new_user_fields`` may look at when a user is created."""
+
+    email: str | None
+    username: str | None
+    source: Literal["register", "oauth"]
+    db: AsyncSession
+    register_data: Mapping[str, Any] = field(default_factory=dict)
+    oauth: Any = None
+
+    @property
+    def suggested_name(self) -> str | None:
+        if self.email:
+            return self.email.split("@", 1)[0]
+        return self.username
+
+
+NewUserFields = Callable[
+    [NewUserContext], Mapping[str, Any] | BaseModel | Awaitable[Mapping[str, Any] | BaseModel]
+]
+
+
+class RegistrationService:
+    """Creates accounts from a registration payload."""
+
+    def __init__(
+        self,
+        runtime: AuthRuntime,
+        *,
+        extra_fields: Iterable[str] = (),
+        new_user_defaults: Mapping[str, Any] | None = None,
+        new_user_fields: NewUserFields | None = None,
+    ) -> None:
+        self.runtime = runtime
+        repo = runtime.repo
+        extras = set(extra_fields)
+        gated = {f for f in extras if repo.logical_name(f) in REGISTRATION_GATED_FIELDS}
+        if gated:
+            raise ConfigurationError(
+                f"register_extra_fields may not include crudauth-owned fields: {sorted(gated)}"
+            )
+        recovery = runtime.identity.recovery_verified_field
+        if recovery and recovery in extras:
+            raise ConfigurationError(f"register_extra_fields may not include {recovery!r}")
+        self.extra_fields = frozenset(extras)
+        self.new_user_defaults = self._owned_dropped(new_user_defaults or {})
+        self.new_user_fields = new_user_fields
+
+    def _owned_dropped(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        repo = self.runtime.repo
+        owned = set(LOGICAL_FIELDS) | {self.runtime.identity.recovery_verified_field}
+        return {k: v for k, v in values.items() if repo.logical_name(k) not in owned}
+
+    async def register(
+        self, db: AsyncSession, payload: Mapping[str, Any], password: str, context: HookContext
+    ) -> Any:
+        runtime, repo = self.runtime, self.runtime.repo
+        raw_email = payload.get("email")
+        raw_username = payload.get("username")
+        await runtime.password_policy.check(
+            password,
+            PasswordContext(
+                source="register",
+                username=raw_username if isinstance(raw_username, str) else None,
+                email=raw_email if isinstance(raw_email, str) else None,
+            ),
+        )
+        values = {
+            k: v
+            for k, v in payload.items()
+            if k != "password" and (k in REGISTRATION_ALLOWED_FIELDS or k in self.extra_fields)
+        }
+        if isinstance(raw_username, str):
+            limit = min(repo.max_length("username") or MAX_USERNAME_LENGTH, MAX_USERNAME_LENGTH)
+            values["username"] = clean_identifier(raw_username, "username", limit)
+        if isinstance(raw_email, str):
+            limit = min(repo.max_length("email") or MAX_EMAIL_LENGTH, MAX_EMAIL_LENGTH)
+            values["email"] = canonical_email(clean_identifier(raw_email, "email", limit))
+        values["hashed_password"] = await runtime.hasher.hash_async(password)
+        await self._ensure_unique(db, values)
+        values.update(self.new_user_defaults)
+        values.update(await self._provisioned(db, values, payload))
+        try:
+            user = await repo.create(db, values)
+        except IntegrityError:
+            # Lost a race with a concurrent registration: report it like the pre-check would.
+            await self._ensure_unique(db, values)
+            raise
+        await runtime.hooks.fire("on_after_register", repo.to_dict(user), db=db, context=context)
+        return user
+
+    async def _ensure_unique(self, db: AsyncSession, values: Mapping[str, Any]) -> None:
+        repo = self.runtime.repo
+        if "username" in values and await repo.find_by(db, "username", values["username"]):
+            raise DuplicateValue("username", USERNAME_TAKEN)
+        if values.get("email") and await repo.find_by(db, "email", values["email"]):
+            raise DuplicateValue("email", EMAIL_TAKEN)
+
+    async def _provisioned(
+        self, db: AsyncSession, values: Mapping[str, Any], payload: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        if self.new_user_fields is None:
+            return {}
+        ctx = NewUserContext(
+            email=values.get("email"),
+            username=values.get("username"),
+            source="register",
+            db=db,
+            register_data={k: v for k, v in payload.items() if k != "password"},
+        )
+        result = self.new_user_fields(ctx)
+        if inspect.isawaitable(result):
+            result = await result
+        data = result.model_dump() if isinstance(result, BaseModel) else dict(result)
+        return self._owned_dropped(data)

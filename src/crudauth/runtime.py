@@ -1,0 +1,57 @@
+"""``AuthRuntime``: the shared services that transports and feature routers are given.
+
+Features depend on this small surface instead of on ``CRUDAuth``, which keeps imports pointing
+inward: only the composition root knows every part.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.requests import Request
+
+from crudauth.authentication import PasswordAuthenticator
+from crudauth.clock import Clock
+from crudauth.config import CookieConfig
+from crudauth.hooks import AuthHooks, HookContext
+from crudauth.http.client import client_ip
+from crudauth.identity.config import IdentityConfig
+from crudauth.identity.repository import UserRepository
+from crudauth.keys import KeyRing
+from crudauth.passwords import PasswordHasher
+from crudauth.policy import PasswordPolicy
+
+
+@dataclass(frozen=True)
+class AuthRuntime:
+    """Everything a transport or feature needs, wired once by ``CRUDAuth``."""
+
+    session_dependency: Callable[..., Any]
+    repo: UserRepository
+    identity: IdentityConfig
+    keys: KeyRing
+    clock: Clock
+    hasher: PasswordHasher
+    authenticator: PasswordAuthenticator
+    password_policy: PasswordPolicy
+    hooks: AuthHooks
+    cookies: CookieConfig
+    trusted_proxy_hops: int = 0
+
+    def client_ip(self, request: Request) -> str | None:
+        return client_ip(request, self.trusted_proxy_hops)
+
+    def hook_context(
+        self, request: Request | None, transport: str | None, session_handle: str | None = None
+    ) -> HookContext:
+        if request is None:
+            return HookContext(transport=transport, session_handle=session_handle)
+        return HookContext(
+            ip_address=self.client_ip(request),
+            user_agent=request.headers.get("user-agent"),
+            transport=transport,
+            request=request,
+            session_handle=session_handle,
+        )

@@ -1,0 +1,91 @@
+"""In-process session store. Per worker only: fine for development and single-process apps."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from crudauth.clock import Clock, SystemClock
+from crudauth.storage.base import SessionRecord, SessionStore
+
+
+class MemorySessionStore(SessionStore):
+    """Dictionaries with expiry read from the injected clock.
+
+    Every method runs without awaiting, so on one event loop each is atomic, the same
+    guarantee the Redis and SQL backends give across processes.
+    """
+
+    kind = "memory"
+    in_memory = True
+
+    def __init__(self, clock: Clock | None = None) -> None:
+        self._clock = clock or SystemClock()
+        self._records: dict[str, SessionRecord] = {}
+        self._by_user: dict[str, set[str]] = {}
+
+    def _live(self, key: str, now: float | None = None) -> SessionRecord | None:
+        record = self._records.get(key)
+        if record is None:
+            return None
+        if record.deadline() <= (self._clock.now() if now is None else now):
+            self._drop(key)
+            return None
+        return record
+
+    def _drop(self, key: str) -> bool:
+        record = self._records.pop(key, None)
+        if record is None:
+            return False
+        keys = self._by_user.get(record.user_id)
+        if keys is not None:
+            keys.discard(key)
+            if not keys:
+                del self._by_user[record.user_id]
+        return True
+
+    def _user_keys(self, user_id: str) -> list[str]:
+        return [k for k in list(self._by_user.get(user_id, ())) if self._live(k) is not None]
+
+    async def create(self, key: str, record: SessionRecord, *, max_per_user: int) -> list[str]:
+        self._drop(key)
+        live = self._user_keys(record.user_id)
+        evicted: list[str] = []
+        if max_per_user > 0 and len(live) >= max_per_user:
+            live.sort(key=lambda k: self._records[k].last_activity)
+            evicted = live[: len(live) - max_per_user + 1]
+            for old in evicted:
+                self._drop(old)
+        self._records[key] = replace(record, metadata=dict(record.metadata))
+        self._by_user.setdefault(record.user_id, set()).add(key)
+        return evicted
+
+    async def load(self, key: str, *, now: float, slide_after: float) -> SessionRecord | None:
+        record = self._live(key, now)
+        if record is None:
+            return None
+        if now - record.last_activity >= slide_after:
+            record.last_activity = now
+        return replace(record, metadata=dict(record.metadata))
+
+    async def update(self, key: str, changes: dict[str, Any]) -> bool:
+        record = self._live(key)
+        if record is None:
+            return False
+        self._records[key] = replace(record, **changes)
+        return True
+
+    async def delete(self, key: str) -> bool:
+        return self._drop(key)
+
+    async def delete_for_user(self, user_id: str, *, keep: str | None = None) -> int:
+        doomed = [k for k in self._user_keys(user_id) if k != keep]
+        for key in doomed:
+            self._drop(key)
+        return len(doomed)
+
+    async def list_for_user(self, user_id: str) -> list[tuple[str, SessionRecord]]:
+        return [
+            (k, replace(self._records[k], metadata=dict(self._records[k].metadata)))
+            for k in self._user_keys(user_id)
+        ]

@@ -1,0 +1,75 @@
+"""The transport port: where a credential travels and how it turns into a ``Principal``."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from fastapi import APIRouter
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.requests import Request
+from starlette.responses import Response
+
+from crudauth.principal import Principal
+
+if TYPE_CHECKING:
+    from crudauth.runtime import AuthRuntime
+    from crudauth.storage.base import SessionStore
+
+
+@dataclass(frozen=True)
+class AuthContext:
+    """What ``authenticate`` may use for one request."""
+
+    db: AsyncSession
+    runtime: AuthRuntime
+
+
+class Transport(ABC):
+    """A way for credentials to reach the server (cookie session, bearer header, ...)."""
+
+    name: str = "transport"
+    sets_cookies: bool = False
+    contributes_routes: bool = True
+
+    def bind(self, runtime: AuthRuntime) -> None:
+        """Receive the shared services; called once by ``CRUDAuth``."""
+        self._runtime = runtime
+
+    @property
+    def runtime(self) -> AuthRuntime:
+        try:
+            return self._runtime
+        except AttributeError:
+            raise RuntimeError(f"{type(self).__name__} is not bound to a CRUDAuth") from None
+
+    @abstractmethod
+    async def authenticate(self, request: Request, ctx: AuthContext) -> Principal | None:
+        """``None`` when no credential is present; raise when one is present but invalid."""
+
+    @abstractmethod
+    async def complete_login(
+        self, request: Request, response: Response, user: Any, options: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Issue this transport's credential for ``user`` and return the login body."""
+
+    def clear_cookies(self, response: Response) -> None:  # noqa: B027 - optional hook, no-op by default
+        """Remove any cookie this transport sets (no-op by default)."""
+
+    def router(self) -> APIRouter | None:
+        """The routes this transport contributes, if any."""
+        return None
+
+    def stores(self) -> Mapping[str, SessionStore]:
+        """Named state stores this transport owns, for lifecycle and warnings."""
+        return {}
+
+    async def initialize(self) -> None:
+        for store in self.stores().values():
+            await store.initialize()
+
+    async def shutdown(self) -> None:
+        for store in self.stores().values():
+            await store.close()

@@ -1,0 +1,78 @@
+"""``POST /login`` and ``POST /logout`` for cookie sessions."""
+
+from typing import TYPE_CHECKING, Annotated, Any
+
+from fastapi import APIRouter, Depends, Form, Request, Response
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crudauth.errors import InvalidCredentials
+from crudauth.http.errors import http_errors
+from crudauth.http.guards import no_store, refuse_cross_site
+
+if TYPE_CHECKING:
+    from crudauth.transports.session.transport import SessionTransport
+
+
+def build_session_router(transport: "SessionTransport") -> APIRouter:
+    runtime = transport.runtime
+    router = APIRouter(tags=["auth"], dependencies=[Depends(no_store)])
+    Db = Annotated[AsyncSession, Depends(runtime.session_dependency)]
+
+    @router.post("/login")
+    async def login(
+        request: Request,
+        response: Response,
+        db: Db,
+        username: Annotated[str, Form()],
+        password: Annotated[str, Form()],
+        remember_me: Annotated[bool, Form()] = False,
+        scope: Annotated[str, Form()] = "",
+        client_id: Annotated[str | None, Form()] = None,
+        client_secret: Annotated[str | None, Form()] = None,
+        grant_type: Annotated[str | None, Form()] = None,
+    ) -> dict[str, Any]:
+        """Sign in with a username or email and a password; sets the session cookies."""
+        with http_errors():
+            refuse_cross_site(request)
+            # No fixation: whatever session this browser presented ends here, before a new
+            # one is issued.
+            presented = request.cookies.get(transport.cookie_name)
+            if presented is not None:
+                await transport.manager.revoke(presented)
+            try:
+                user = await runtime.authenticator.authenticate(db, username, password)
+            except InvalidCredentials as exc:
+                await runtime.hooks.fire(
+                    "on_login_failed",
+                    username,
+                    user=runtime.repo.to_dict(exc.user) if exc.user is not None else None,
+                    reason=exc.reason,
+                    context=runtime.hook_context(request, transport.name),
+                )
+                raise
+            return await transport.complete_login(
+                request, response, user, {"remember_me": remember_me}
+            )
+
+    @router.post("/logout")
+    async def logout(request: Request, response: Response, db: Db) -> dict[str, str]:
+        """End the presented session. A live session must send its CSRF token."""
+        with http_errors():
+            live = await transport.current_session(request)
+            if live is not None:
+                if transport.csrf:
+                    transport.manager.check_csrf(live, request.headers.get("x-csrf-token"))
+                ended = await transport.manager.revoke_key(live.key)
+                if ended:
+                    user = await runtime.repo.get(db, live.record.user_id)
+                    if user is not None:
+                        await runtime.hooks.fire(
+                            "on_after_logout",
+                            runtime.repo.to_dict(user),
+                            request=request,
+                            context=runtime.hook_context(request, transport.name, live.handle),
+                        )
+            transport.clear_cookies(response)
+            return {"detail": "Logged out"}
+
+    return router

@@ -1,0 +1,206 @@
+"""``SessionTransport``: server-side sessions in an HttpOnly cookie, with CSRF protection."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from fastapi import APIRouter
+from starlette.requests import Request
+from starlette.responses import Response
+
+from crudauth.config import CookieConfig
+from crudauth.errors import ConfigurationError, InvalidSession
+from crudauth.http.guards import SAFE_METHODS
+from crudauth.principal import Principal
+from crudauth.runtime import AuthRuntime
+from crudauth.storage.base import SessionStore
+from crudauth.storage.memory import MemorySessionStore
+from crudauth.transports.base import AuthContext, Transport
+from crudauth.transports.session.cookies import SessionCookies
+from crudauth.transports.session.manager import LiveSession, SessionManager, SessionSettings
+
+Backend = Literal["memory", "redis", "database"]
+
+
+class SessionTransport(Transport):
+    """Cookie sessions. Every unsafe request from a session needs ``X-CSRF-Token``."""
+
+    name = "session"
+    sets_cookies = True
+
+    def __init__(
+        self,
+        *,
+        backend: Backend | None = None,
+        redis_url: str | None = None,
+        redis_client: Any = None,
+        csrf: bool = True,
+        max_sessions_per_user: int = 5,
+        session_timeout_minutes: float = 30,
+        absolute_timeout_hours: float | None = None,
+        remember_me_days: float = 30,
+        cleanup_interval_minutes: float = 15,
+        cookies: CookieConfig | None = None,
+        cookie_name: str = "session_id",
+        csrf_cookie_name: str = "csrf_token",
+        storage_prefix: str = "session:",
+        csrf_storage_prefix: str = "csrf:",
+        storage: SessionStore | None = None,
+        management_routes: bool = False,
+    ) -> None:
+        if backend not in (None, "memory"):
+            raise ConfigurationError(
+                f"SessionTransport(backend={backend!r}) is not available in this version; "
+                "only the memory backend is"
+            )
+        if redis_url is not None or redis_client is not None:
+            raise ConfigurationError("Redis-backed sessions are not available in this version")
+        if max_sessions_per_user < 0:
+            raise ConfigurationError("max_sessions_per_user must be >= 0 (0 means no cap)")
+        if session_timeout_minutes <= 0 or remember_me_days <= 0:
+            raise ConfigurationError("session lifetimes must be positive")
+        if absolute_timeout_hours is not None and absolute_timeout_hours <= 0:
+            raise ConfigurationError("absolute_timeout_hours must be positive or None")
+        if cleanup_interval_minutes <= 0:
+            raise ConfigurationError("cleanup_interval_minutes must be positive")
+        if cookie_name == csrf_cookie_name:
+            raise ConfigurationError("cookie_name and csrf_cookie_name must differ")
+        if storage_prefix == csrf_storage_prefix:
+            raise ConfigurationError("storage_prefix and csrf_storage_prefix must differ")
+        if cookies is not None and cookies.samesite == "none":
+            raise ConfigurationError("SameSite=None is refused for the session cookie")
+        self.backend = backend
+        self.csrf = csrf
+        self.management_routes = management_routes
+        self._cookie_config = cookies
+        self.cookie_name = cookie_name
+        self.csrf_cookie_name = csrf_cookie_name
+        idle = session_timeout_minutes * 60
+        remember = remember_me_days * 86400
+        self.settings = SessionSettings(
+            idle_timeout=idle,
+            remember_me_idle_timeout=remember,
+            absolute_timeout=absolute_timeout_hours * 3600
+            if absolute_timeout_hours
+            else max(idle, 12 * 3600),
+            remember_me_absolute_timeout=(
+                absolute_timeout_hours * 3600 if absolute_timeout_hours else remember
+            ),
+            max_sessions_per_user=max_sessions_per_user,
+        )
+        self.remember_me_seconds = int(remember)
+        self._storage = storage
+
+    # -- wiring --------------------------------------------------------------------------------
+
+    def bind(self, runtime: AuthRuntime) -> None:
+        super().bind(runtime)
+        config = self._cookie_config or runtime.cookies
+        if config.samesite == "none":
+            raise ConfigurationError("SameSite=None is refused for the session cookie")
+        for name in (self.cookie_name, self.csrf_cookie_name):
+            if name.startswith("__Host-") and (not config.secure or config.path != "/"):
+                raise ConfigurationError(f"a {name!r} cookie needs secure=True and path='/'")
+        self.cookies = SessionCookies(config, self.cookie_name, self.csrf_cookie_name)
+        store = self._storage or MemorySessionStore(runtime.clock)
+        self.manager = SessionManager(store, runtime.keys, runtime.clock, self.settings)
+
+    def stores(self) -> Mapping[str, SessionStore]:
+        return {"sessions/CSRF": self.manager.store}
+
+    def router(self) -> APIRouter:
+        from crudauth.transports.session.routes import build_session_router
+
+        return build_session_router(self)
+
+    # -- requests ------------------------------------------------------------------------------
+
+    async def current_session(self, request: Request) -> LiveSession | None:
+        """The live session this request presents, or ``None``."""
+        return await self.manager.validate(request.cookies.get(self.cookie_name))
+
+    async def authenticate(self, request: Request, ctx: AuthContext) -> Principal | None:
+        session_id = request.cookies.get(self.cookie_name)
+        if session_id is None:
+            return None
+        live = await self.manager.validate(session_id)
+        if live is None:
+            raise InvalidSession("unknown or expired session")
+        if self.csrf and request.method.upper() not in SAFE_METHODS:
+            self.manager.check_csrf(live, request.headers.get("x-csrf-token"))
+        repo = ctx.runtime.repo
+        user = await repo.get(ctx.db, live.record.user_id)
+        if user is None or not repo.value(user, "is_active", True):
+            await self.manager.revoke_key(live.key)
+            raise InvalidSession("account gone or disabled")
+        version = live.record.token_version
+        if version is not None and version != repo.value(user, "token_version", 0):
+            await self.manager.revoke_key(live.key)
+            raise InvalidSession("credentials changed since sign-in")
+        return build_principal(
+            ctx.runtime,
+            user,
+            self.name,
+            {
+                "session_id": session_id,
+                "session_key": live.key,
+                "session_handle": live.handle,
+                "created_at": live.record.created_at,
+                "login_type": live.record.metadata.get("login_type", "password"),
+            },
+        )
+
+    async def complete_login(
+        self, request: Request, response: Response, user: Any, options: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        runtime = self.runtime
+        repo = runtime.repo
+        remember = bool(options.get("remember_me", False))
+        session_id, csrf, live = await self.manager.create_session(
+            repo.user_id(user),
+            token_version=int(repo.value(user, "token_version", 0) or 0),
+            remember_me=remember,
+            ip_address=runtime.client_ip(request),
+            user_agent=request.headers.get("user-agent"),
+            metadata=dict(options.get("metadata") or {}),
+        )
+        self.cookies.set(response, session_id, csrf, self.remember_me_seconds if remember else None)
+        await runtime.hooks.fire(
+            "on_after_login",
+            repo.to_dict(user),
+            request=request,
+            context=runtime.hook_context(request, self.name, live.handle),
+        )
+        return {
+            "id": repo.user_id(user),
+            "username": repo.value(user, "username"),
+            "csrf_token": csrf,
+        }
+
+    def clear_cookies(self, response: Response) -> None:
+        self.cookies.clear(response)
+
+
+def build_principal(
+    runtime: AuthRuntime,
+    user: Any,
+    transport: str,
+    metadata: Mapping[str, Any],
+    scopes: frozenset[str] = frozenset(),
+) -> Principal:
+    """The ``Principal`` for an authenticated ORM user row."""
+    repo = runtime.repo
+    verified_field = runtime.identity.recovery_verified_field
+    return Principal(
+        user_id=repo.user_id(user),
+        scopes=scopes,
+        transport=transport,
+        user=user,
+        is_superuser=bool(repo.value(user, "is_superuser", False)),
+        email_verified=bool(repo.value(user, "email_verified", False)),
+        recovery_verified=bool(repo.value(user, verified_field, False))
+        if verified_field
+        else False,
+        metadata=dict(metadata),
+    )

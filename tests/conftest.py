@@ -1,0 +1,141 @@
+"""Shared fixtures: a tiny app over SQLite (or PostgreSQL) built with the public API."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import Depends, FastAPI
+from sqlalchemy import String
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from crudauth import AuthUserMixin, CookieConfig, CRUDAuth, FrozenClock, PasswordHasher, Principal
+
+SECRET = "test-secret-key-that-is-long-enough-0123456789"
+POSTGRES_URL = os.environ.get(
+    "CRUDAUTH_TEST_POSTGRES", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class User(AuthUserMixin, Base):
+    __tablename__ = "users"
+
+    bio: Mapped[str | None] = mapped_column(String(200), nullable=True)
+
+
+class CountingHasher(PasswordHasher):
+    """Counts every verification and hash, for timing-equalisation tests."""
+
+    def __init__(self) -> None:
+        # The lowest argon2 cost keeps the suite fast; production parameters are tested apart.
+        super().__init__(time_cost=1, memory_cost=8, parallelism=1)
+        self.verifications = 0
+        self.hashes = 0
+
+    def verify(self, password: str, hashed: str | None) -> Any:
+        self.verifications += 1
+        return super().verify(password, hashed)
+
+    def hash(self, password: str) -> str:
+        self.hashes += 1
+        return super().hash(password)
+
+
+@dataclass
+class Env:
+    app: FastAPI
+    auth: CRUDAuth
+    client: httpx.AsyncClient
+    clock: FrozenClock
+    hasher: CountingHasher
+    sessionmaker: async_sessionmaker[AsyncSession]
+
+
+AppFactory = Callable[..., Any]
+
+
+@pytest.fixture(params=["sqlite"])
+def database_url(request: pytest.FixtureRequest) -> str:
+    return "sqlite+aiosqlite://" if request.param == "sqlite" else POSTGRES_URL
+
+
+@pytest.fixture
+async def make_env(database_url: str) -> AsyncIterator[AppFactory]:
+    engines = []
+    clients = []
+
+    async def factory(**options: Any) -> Env:
+        engine = create_async_engine(database_url)
+        engines.append(engine)
+        async with engine.begin() as conn:
+            await conn.run_sync(Base.metadata.drop_all)
+            await conn.run_sync(Base.metadata.create_all)
+        sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
+
+        async def get_session() -> AsyncIterator[AsyncSession]:
+            async with sessionmaker() as db:
+                yield db
+
+        clock = FrozenClock()
+        hasher = CountingHasher()
+        options.setdefault("cookies", CookieConfig(secure=False))
+        options.setdefault("warn_on_memory_backend", False)
+        auth = CRUDAuth(
+            session=get_session,
+            user_model=User,
+            SECRET_KEY=SECRET,
+            clock=clock,
+            password_hasher=hasher,
+            **options,
+        )
+        app = FastAPI()
+        app.include_router(auth.router)
+
+        @app.get("/private")
+        async def private(p: Principal = Depends(auth.current_user())) -> dict[str, Any]:
+            return {"user_id": p.user_id, "via": p.transport}
+
+        @app.post("/private")
+        async def private_post(p: Principal = Depends(auth.current_user())) -> dict[str, Any]:
+            return {"user_id": p.user_id}
+
+        client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+        )
+        clients.append(client)
+        return Env(app, auth, client, clock, hasher, sessionmaker)
+
+    yield factory
+    for client in clients:
+        await client.aclose()
+    for engine in engines:
+        await engine.dispose()
+
+
+async def register(
+    client: httpx.AsyncClient,
+    username: str = "alice",
+    email: str = "alice@example.com",
+    password: str = "correct horse battery",
+) -> httpx.Response:
+    return await client.post(
+        "/register", json={"username": username, "email": email, "password": password}
+    )
+
+
+async def login(
+    client: httpx.AsyncClient,
+    username: str = "alice",
+    password: str = "correct horse battery",
+    **extra: Any,
+) -> httpx.Response:
+    return await client.post("/login", data={"username": username, "password": password, **extra})
