@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import Depends, FastAPI
-from sqlalchemy import String
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy import String, text
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from crudauth import AuthUserMixin, CookieConfig, CRUDAuth, FrozenClock, PasswordHasher, Principal
@@ -63,9 +69,45 @@ class Env:
 AppFactory = Callable[..., Any]
 
 
-@pytest.fixture(params=["sqlite"])
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def database_url(request: pytest.FixtureRequest) -> str:
+    """Every app test runs on SQLite and on the real PostgreSQL server."""
     return "sqlite+aiosqlite://" if request.param == "sqlite" else POSTGRES_URL
+
+
+def _engine(url: str) -> AsyncEngine:
+    if url.startswith("postgresql"):
+        # One schema per test process, so parallel runs on the shared server never collide.
+        return create_async_engine(
+            url, connect_args={"server_settings": {"search_path": PG_SCHEMA}}
+        )
+    return create_async_engine(url)
+
+
+PG_SCHEMA = f"crudauth_test_{os.getpid()}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _postgres_schema() -> Iterator[None]:
+    """Create this process's PostgreSQL schema once, and drop it at the end."""
+    created = False
+
+    async def run(sql: str) -> None:
+        engine = create_async_engine(POSTGRES_URL)
+        try:
+            async with engine.begin() as conn:
+                await conn.execute(text(sql))
+        finally:
+            await engine.dispose()
+
+    try:
+        asyncio.run(run(f"CREATE SCHEMA IF NOT EXISTS {PG_SCHEMA}"))
+        created = True
+    except OSError:
+        pass  # no server: the postgres-marked tests will fail loudly on their own
+    yield
+    if created:
+        asyncio.run(run(f"DROP SCHEMA IF EXISTS {PG_SCHEMA} CASCADE"))
 
 
 @pytest.fixture
@@ -74,7 +116,7 @@ async def make_env(database_url: str) -> AsyncIterator[AppFactory]:
     clients = []
 
     async def factory(**options: Any) -> Env:
-        engine = create_async_engine(database_url)
+        engine = _engine(database_url)
         engines.append(engine)
         async with engine.begin() as conn:
             await conn.run_sync(Base.metadata.drop_all)
