@@ -1,6 +1,37 @@
-"""State stores: the session-store port and its backends."""
+"""State stores: ports and backends for sessions and single-use values.
 
-from crudauth.storage.base import SessionRecord, SessionStore
-from crudauth.storage.memory import MemorySessionStore
+Backends: memory (per process, development), Redis (``crudauth[redis]``), SQL
+(:class:`DatabaseStore`). The Redis classes are imported lazily so that the base install does
+not need the ``redis`` package.
+"""
 
-__all__ = ["MemorySessionStore", "SessionRecord", "SessionStore"]
+from typing import Any
+
+from crudauth.storage.base import KeyValueStore, SessionRecord, SessionStore
+from crudauth.storage.database import (
+    DatabaseKeyValueStore,
+    DatabaseSessionStore,
+    DatabaseStore,
+)
+from crudauth.storage.memory import MemoryKeyValueStore, MemorySessionStore
+
+__all__ = [
+    "DatabaseKeyValueStore",
+    "DatabaseSessionStore",
+    "DatabaseStore",
+    "KeyValueStore",
+    "MemoryKeyValueStore",
+    "MemorySessionStore",
+    "RedisKeyValueStore",
+    "RedisSessionStore",
+    "SessionRecord",
+    "SessionStore",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("RedisSessionStore", "RedisKeyValueStore"):
+        from crudauth.storage import redis as redis_backend
+
+        return getattr(redis_backend, name)
+    raise AttributeError(name)

@@ -81,3 +81,37 @@ class SessionStore(ABC):
     @abstractmethod
     async def list_for_user(self, user_id: str) -> list[tuple[str, SessionRecord]]:
         """Every live record of ``user_id`` with its key."""
+
+
+class KeyValueStore(ABC):
+    """Short-lived values with atomic single-use semantics (recovery tokens, OAuth state,
+    MFA challenges). Values are strings; ``ttl`` is in seconds."""
+
+    kind: str = "custom"
+    in_memory: bool = False
+
+    async def initialize(self) -> None:  # noqa: B027 - optional hook, no-op by default
+        """Connect and verify the backend (no-op by default)."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook, no-op by default
+        """Release what ``initialize`` opened (no-op by default)."""
+
+    @abstractmethod
+    async def set(self, key: str, value: str, ttl: float) -> None:
+        """Store ``value`` under ``key`` for ``ttl`` seconds, replacing any old value."""
+
+    @abstractmethod
+    async def get(self, key: str) -> str | None:
+        """The live value, or ``None``."""
+
+    @abstractmethod
+    async def set_if_absent(self, key: str, value: str, ttl: float) -> bool:
+        """Store only if no live value exists; True if this call stored it (one atomic step)."""
+
+    @abstractmethod
+    async def get_and_delete(self, key: str) -> str | None:
+        """Return and remove the live value in one atomic step; ``None`` for every loser."""
+
+    @abstractmethod
+    async def delete(self, key: str) -> bool:
+        """Remove ``key``; True if it held a live value."""

@@ -6,7 +6,7 @@ from dataclasses import replace
 from typing import Any
 
 from crudauth.clock import Clock, SystemClock
-from crudauth.storage.base import SessionRecord, SessionStore
+from crudauth.storage.base import KeyValueStore, SessionRecord, SessionStore
 
 
 class MemorySessionStore(SessionStore):
@@ -23,6 +23,8 @@ class MemorySessionStore(SessionStore):
         self._clock = clock or SystemClock()
         self._records: dict[str, SessionRecord] = {}
         self._by_user: dict[str, set[str]] = {}
+        self._seq: dict[str, int] = {}
+        self._next_seq = 0
 
     def _live(self, key: str, now: float | None = None) -> SessionRecord | None:
         record = self._records.get(key)
@@ -35,6 +37,7 @@ class MemorySessionStore(SessionStore):
 
     def _drop(self, key: str) -> bool:
         record = self._records.pop(key, None)
+        self._seq.pop(key, None)
         if record is None:
             return False
         keys = self._by_user.get(record.user_id)
@@ -49,15 +52,18 @@ class MemorySessionStore(SessionStore):
 
     async def create(self, key: str, record: SessionRecord, *, max_per_user: int) -> list[str]:
         self._drop(key)
-        live = self._user_keys(record.user_id)
-        evicted: list[str] = []
-        if max_per_user > 0 and len(live) >= max_per_user:
-            live.sort(key=lambda k: self._records[k].last_activity)
-            evicted = live[: len(live) - max_per_user + 1]
-            for old in evicted:
-                self._drop(old)
+        self._next_seq += 1
+        self._seq[key] = self._next_seq
         self._records[key] = replace(record, metadata=dict(record.metadata))
         self._by_user.setdefault(record.user_id, set()).add(key)
+        live = self._user_keys(record.user_id)
+        evicted: list[str] = []
+        if max_per_user > 0 and len(live) > max_per_user:
+            # Least recently active first, then oldest login: the same order every backend uses.
+            live.sort(key=lambda k: (self._records[k].last_activity, self._seq[k]))
+            evicted = live[: len(live) - max_per_user]
+            for old in evicted:
+                self._drop(old)
         return evicted
 
     async def load(self, key: str, *, now: float, slide_after: float) -> SessionRecord | None:
@@ -89,3 +95,53 @@ class MemorySessionStore(SessionStore):
             (k, replace(self._records[k], metadata=dict(self._records[k].metadata)))
             for k in self._user_keys(user_id)
         ]
+
+
+class MemoryKeyValueStore(KeyValueStore):
+    """Single-use values in a dict; each method is one uninterrupted step on the event loop."""
+
+    kind = "memory"
+    in_memory = True
+
+    def __init__(self, clock: Clock | None = None) -> None:
+        self._clock = clock or SystemClock()
+        self._values: dict[str, tuple[str, float]] = {}
+
+    def _live(self, key: str) -> str | None:
+        item = self._values.get(key)
+        if item is None:
+            return None
+        if item[1] <= self._clock.now():
+            del self._values[key]
+            return None
+        return item[0]
+
+    async def set(self, key: str, value: str, ttl: float) -> None:
+        self._values[key] = (value, self._clock.now() + ttl)
+        if len(self._values) % 256 == 0:
+            self._sweep()
+
+    async def get(self, key: str) -> str | None:
+        return self._live(key)
+
+    async def set_if_absent(self, key: str, value: str, ttl: float) -> bool:
+        if self._live(key) is not None:
+            return False
+        await self.set(key, value, ttl)
+        return True
+
+    async def get_and_delete(self, key: str) -> str | None:
+        value = self._live(key)
+        if value is not None:
+            del self._values[key]
+        return value
+
+    async def delete(self, key: str) -> bool:
+        value = self._live(key)
+        self._values.pop(key, None)
+        return value is not None
+
+    def _sweep(self) -> None:
+        now = self._clock.now()
+        for key in [k for k, (_, deadline) in self._values.items() if deadline <= now]:
+            del self._values[key]

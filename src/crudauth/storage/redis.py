@@ -1,0 +1,285 @@
+"""Redis backends: sessions and single-use values, shared by every worker.
+
+Layout (``ns`` defaults to ``crudauth:``):
+
+- ``{ns}session:<digest>``: a HASH, one JSON-encoded field per record attribute, expiring with
+  the session. Attributes live in separate fields so that an update rewrites only what it
+  changes, and the hot-path script never re-encodes JSON (Redis's cjson rounds numbers).
+- ``{ns}{u:<user id>}:sessions``: a sorted set of the user's record keys. The hash tag keeps
+  every per-user key in one Cluster slot.
+- ``{ns}kv:<key>``: single-use values.
+
+Every call that validates a session is one script: check, slide and re-arm in one round trip.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from crudauth.storage.base import KeyValueStore, SessionRecord, SessionStore
+from crudauth.storage.redis_support import (
+    Degradations,
+    Script,
+    check_server,
+    client_from_url,
+    close_client,
+    guarded,
+    text,
+)
+
+# KEYS[1] record; ARGV now, slide_after. Returns the flat HGETALL list, or nil if dead.
+_LOAD = Script(
+    """
+local f = redis.call('HMGET', KEYS[1], 'last_activity', 'idle_timeout', 'absolute_expires_at')
+if not f[1] then return false end
+local now = tonumber(ARGV[1])
+local last, idle, absolute = tonumber(f[1]), tonumber(f[2]), tonumber(f[3])
+if math.min(last + idle, absolute) <= now then
+  redis.call('DEL', KEYS[1])
+  return false
+end
+if now - last >= tonumber(ARGV[2]) then
+  redis.call('HSET', KEYS[1], 'last_activity', ARGV[1])
+  redis.call('EXPIRE', KEYS[1], math.max(1, math.ceil(math.min(now + idle, absolute) - now)))
+end
+return redis.call('HGETALL', KEYS[1])
+"""
+)
+
+# KEYS[1] record; ARGV field, value, ... Updates only a record that still exists.
+_UPDATE = Script(
+    """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV))
+return 1
+"""
+)
+
+# KEYS[1] record; ARGV ttl, field, value, ...
+_CREATE = Script(
+    """
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+return 1
+"""
+)
+
+# KEYS[1] index, KEYS[2] the user's login counter (same slot); ARGV member, ttl.
+# The score is a per-user sequence number, so every worker ranks logins in the same order.
+# Returns every member with its score.
+_INDEX = Script(
+    """
+local seq = redis.call('INCR', KEYS[2])
+redis.call('ZADD', KEYS[1], seq, ARGV[1])
+for _, k in ipairs(KEYS) do
+  if redis.call('EXPIRE', k, ARGV[2], 'GT') == 0 then redis.call('EXPIRE', k, ARGV[2], 'NX') end
+end
+return redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
+"""
+)
+
+_FIELDS = tuple(SessionRecord.__dataclass_fields__)
+
+
+def _encode(record: SessionRecord) -> list[str]:
+    flat: list[str] = []
+    for name, value in record.to_dict().items():
+        flat += [name, json.dumps(value)]
+    return flat
+
+
+def _decode(flat: list[Any]) -> SessionRecord:
+    items = iter(flat)
+    data = {text(k): json.loads(text(v)) for k, v in zip(items, items, strict=True)}
+    return SessionRecord.from_dict({k: v for k, v in data.items() if k in _FIELDS})
+
+
+class RedisSessionStore(SessionStore):
+    """Sessions in Redis (single node, Sentinel through an injected client, or Cluster)."""
+
+    kind = "redis"
+
+    def __init__(
+        self,
+        client: Any = None,
+        *,
+        url: str | None = None,
+        namespace: str = "crudauth:",
+        prefix: str = "session:",
+    ) -> None:
+        self._owned = client is None
+        self.client = client if client is not None else client_from_url(url)
+        self.namespace = namespace
+        self.prefix = prefix
+        self.degradations = Degradations("session store")
+
+    def _key(self, key: str) -> str:
+        return f"{self.namespace}{self.prefix}{key}"
+
+    def _index(self, user_id: str) -> str:
+        return f"{self.namespace}{{u:{user_id}}}:{self.prefix.rstrip(':')}s"
+
+    def _short(self, full: str) -> str:
+        return full[len(self.namespace) + len(self.prefix) :]
+
+    async def initialize(self) -> None:
+        await check_server(self.client, "sessions")
+
+    async def close(self) -> None:
+        if self._owned:
+            await close_client(self.client)
+
+    async def create(self, key: str, record: SessionRecord, *, max_per_user: int) -> list[str]:
+        full = self._key(key)
+        ttl = max(1, int(record.deadline() - record.last_activity + 1))
+        index = self._index(record.user_id)
+        async with guarded(self.degradations):
+            await _CREATE(self.client, [full], [ttl, *_encode(record)])
+            index_ttl = max(ttl, int(record.absolute_expires_at - record.created_at) + 3600)
+            flat = await _INDEX(self.client, [index, index + ":seq"], [full, index_ttl])
+            pairs = iter(flat)
+            members = [(text(m), float(text(score))) for m, score in zip(pairs, pairs, strict=True)]
+            return await self._enforce_cap(index, members, max_per_user)
+
+    async def _enforce_cap(
+        self, index: str, members: list[tuple[str, float]], max_per_user: int
+    ) -> list[str]:
+        # Read every member's activity in one pipeline; drop the dead from the index, then
+        # evict the least recently active beyond the cap. Concurrent logins on any worker rank
+        # by the same order (activity, then login sequence), so together they leave exactly
+        # the top N, never fewer.
+        pipe = self.client.pipeline(transaction=False)
+        for member, _ in members:
+            pipe.hget(member, "last_activity")
+        activity = await pipe.execute()
+        live: list[tuple[float, float, str]] = []
+        dead: list[str] = []
+        for (member, seq), value in zip(members, activity, strict=True):
+            if value is None:
+                dead.append(member)
+            else:
+                live.append((float(text(value)), seq, member))
+        evicted: list[str] = []
+        if max_per_user > 0 and len(live) > max_per_user:
+            live.sort(reverse=True)
+            evicted = [member for _, _, member in live[max_per_user:]]
+        doomed = dead + evicted
+        if doomed:
+            pipe = self.client.pipeline(transaction=False)
+            for member in evicted:
+                pipe.delete(member)
+            pipe.zrem(index, *doomed)
+            await pipe.execute()
+        return [self._short(m) for m in evicted]
+
+    async def load(self, key: str, *, now: float, slide_after: float) -> SessionRecord | None:
+        async with guarded(self.degradations):
+            flat = await _LOAD(self.client, [self._key(key)], [repr(now), slide_after])
+        return _decode(flat) if flat else None
+
+    async def update(self, key: str, changes: dict[str, Any]) -> bool:
+        unknown = set(changes) - set(_FIELDS)
+        if unknown:
+            raise ValueError(f"unknown session fields: {sorted(unknown)}")
+        flat: list[str] = []
+        for name, value in changes.items():
+            flat += [name, json.dumps(value)]
+        async with guarded(self.degradations):
+            return bool(await _UPDATE(self.client, [self._key(key)], flat))
+
+    async def delete(self, key: str) -> bool:
+        full = self._key(key)
+        async with guarded(self.degradations):
+            user_id = await self.client.hget(full, "user_id")
+            deleted = bool(await self.client.delete(full))
+            if user_id is not None:
+                await self.client.zrem(self._index(json.loads(text(user_id))), full)
+        return deleted
+
+    async def delete_for_user(self, user_id: str, *, keep: str | None = None) -> int:
+        index = self._index(user_id)
+        kept = self._key(keep) if keep is not None else None
+        async with guarded(self.degradations):
+            members = [text(m) for m in await self.client.zrange(index, 0, -1)]
+            doomed = [m for m in members if m != kept]
+            if not doomed:
+                return 0
+            pipe = self.client.pipeline(transaction=False)
+            for member in doomed:
+                pipe.delete(member)
+            pipe.zrem(index, *doomed)
+            results = await pipe.execute()
+        return sum(int(r) for r in results[: len(doomed)])
+
+    async def list_for_user(self, user_id: str) -> list[tuple[str, SessionRecord]]:
+        index = self._index(user_id)
+        async with guarded(self.degradations):
+            members = [text(m) for m in await self.client.zrange(index, 0, -1)]
+            if not members:
+                return []
+            pipe = self.client.pipeline(transaction=False)
+            for member in members:
+                pipe.hgetall(member)
+            rows = await pipe.execute()
+            out: list[tuple[str, SessionRecord]] = []
+            dead: list[str] = []
+            for member, row in zip(members, rows, strict=True):
+                if row:
+                    flat = [x for pair in row.items() for x in pair]
+                    out.append((self._short(member), _decode(flat)))
+                else:
+                    dead.append(member)
+            if dead:
+                await self.client.zrem(index, *dead)
+        return out
+
+
+class RedisKeyValueStore(KeyValueStore):
+    """Single-use values in Redis: ``SET NX EX`` and ``GETDEL`` are atomic on the server."""
+
+    kind = "redis"
+
+    def __init__(
+        self, client: Any = None, *, url: str | None = None, namespace: str = "crudauth:"
+    ) -> None:
+        self._owned = client is None
+        self.client = client if client is not None else client_from_url(url)
+        self.namespace = namespace
+        self.degradations = Degradations("token store")
+
+    def _key(self, key: str) -> str:
+        return f"{self.namespace}kv:{key}"
+
+    async def initialize(self) -> None:
+        await check_server(self.client, "single-use tokens")
+
+    async def close(self) -> None:
+        if self._owned:
+            await close_client(self.client)
+
+    async def set(self, key: str, value: str, ttl: float) -> None:
+        async with guarded(self.degradations):
+            await self.client.set(self._key(key), value, px=max(1, int(ttl * 1000)))
+
+    async def get(self, key: str) -> str | None:
+        async with guarded(self.degradations):
+            value = await self.client.get(self._key(key))
+        return None if value is None else text(value)
+
+    async def set_if_absent(self, key: str, value: str, ttl: float) -> bool:
+        async with guarded(self.degradations):
+            stored = await self.client.set(
+                self._key(key), value, px=max(1, int(ttl * 1000)), nx=True
+            )
+        return bool(stored)
+
+    async def get_and_delete(self, key: str) -> str | None:
+        async with guarded(self.degradations):
+            value = await self.client.getdel(self._key(key))
+        return None if value is None else text(value)
+
+    async def delete(self, key: str) -> bool:
+        async with guarded(self.degradations):
+            return bool(await self.client.delete(self._key(key)))

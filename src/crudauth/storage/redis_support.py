@@ -1,0 +1,102 @@
+"""Shared Redis plumbing: clients, scripts, and turning connection trouble into one error."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+from redis import exceptions as redis_errors
+from redis.asyncio import Redis
+
+from crudauth.errors import StoreUnavailable
+
+logger = logging.getLogger("crudauth")
+
+MIN_REDIS_VERSION = (7, 0)
+DEFAULT_URL = "redis://localhost:6379/0"
+# Auth must answer quickly or fail closed; a hung Redis must not hang every request.
+SOCKET_TIMEOUT = 0.5
+
+
+def client_from_url(url: str | None) -> Any:
+    """A client we own, with short timeouts."""
+    return Redis.from_url(
+        url or DEFAULT_URL,
+        socket_timeout=SOCKET_TIMEOUT,
+        socket_connect_timeout=SOCKET_TIMEOUT,
+        health_check_interval=30,
+    )
+
+
+def text(value: Any) -> str:
+    return value.decode("utf-8") if isinstance(value, (bytes, bytearray)) else str(value)
+
+
+class Degradations:
+    """Counts backend failures and logs them without flooding the log."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.count = 0
+        self._last_log = 0.0
+
+    def record(self, exc: BaseException) -> None:
+        self.count += 1
+        now = time.monotonic()
+        if now - self._last_log >= 10:
+            self._last_log = now
+            logger.warning(
+                "crudauth: %s backend unavailable (%s); failing closed (%d failures so far)",
+                self.name,
+                type(exc).__name__,
+                self.count,
+            )
+
+
+@asynccontextmanager
+async def guarded(degradations: Degradations) -> AsyncIterator[None]:
+    """Turn any Redis error into ``StoreUnavailable`` (counted and logged)."""
+    try:
+        yield
+    except (redis_errors.RedisError, OSError) as exc:
+        degradations.record(exc)
+        raise StoreUnavailable(f"{degradations.name} backend unavailable") from None
+
+
+class Script:
+    """A Lua script run with EVALSHA, loaded on first use or after a server restart."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.sha = hashlib.sha1(source.encode("utf-8"), usedforsecurity=False).hexdigest()
+
+    async def __call__(self, client: Any, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        try:
+            return await client.evalsha(self.sha, len(keys), *keys, *args)
+        except redis_errors.NoScriptError:
+            return await client.eval(self.source, len(keys), *keys, *args)
+
+
+async def check_server(client: Any, what: str) -> None:
+    """Ping and require Redis 7+ (``EXPIRE ... GT`` and friends)."""
+    try:
+        await client.ping()
+        info = await client.info("server")
+    except (redis_errors.RedisError, OSError) as exc:
+        raise StoreUnavailable(f"cannot reach Redis for {what}: {exc}") from None
+    if isinstance(info, dict) and "redis_version" not in info:
+        info = next(iter(info.values()), {})  # cluster: one entry per node
+    version = text(info.get("redis_version", "0")) if isinstance(info, dict) else "0"
+    parts = tuple(int(p) for p in version.split(".")[:2] if p.isdigit())
+    if parts < MIN_REDIS_VERSION:
+        raise StoreUnavailable(f"Redis {version} is too old for {what}; 7.0 or newer is needed")
+
+
+async def close_client(client: Any) -> None:
+    closer = getattr(client, "aclose", None) or getattr(client, "close", None)
+    if closer is not None:
+        await closer()
