@@ -6,6 +6,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
@@ -13,6 +14,9 @@ from redis.asyncio.cluster import RedisCluster
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
 from crudauth.clock import FrozenClock
+from crudauth.ratelimit import DatabaseRateLimiterBackend, MemoryRateLimiterBackend
+from crudauth.ratelimit.base import RateLimiterBackend
+from crudauth.ratelimit.redis import RedisBackend
 from crudauth.storage import (
     DatabaseStore,
     KeyValueStore,
@@ -21,7 +25,12 @@ from crudauth.storage import (
     SessionStore,
 )
 from crudauth.storage.redis import RedisKeyValueStore, RedisSessionStore
-from crudauth.testing import Advance, KeyValueStoreConformance, SessionStoreConformance
+from crudauth.testing import (
+    Advance,
+    KeyValueStoreConformance,
+    RateLimiterConformance,
+    SessionStoreConformance,
+)
 from tests import redis_cluster
 from tests.conftest import PG_SCHEMA, POSTGRES_URL
 
@@ -68,11 +77,11 @@ def advance(backend: str, clock: FrozenClock) -> Advance:
 
 @pytest.fixture
 async def parts(
-    backend: str, clock: FrozenClock
+    backend: str, clock: FrozenClock, tmp_path: Path
 ) -> AsyncIterator[tuple[SessionStore, KeyValueStore]]:
     namespace = f"crudauth-test:{uuid.uuid4().hex}:"
     if backend == "memory":
-        yield MemorySessionStore(clock), MemoryKeyValueStore(clock)
+        yield MemorySessionStore(clock), MemoryKeyValueStore(clock), MemoryRateLimiterBackend(clock)
         return
     if backend in ("redis", "cluster"):
         client = (
@@ -83,10 +92,13 @@ async def parts(
         sessions = RedisSessionStore(client, namespace=namespace)
         values = RedisKeyValueStore(client, namespace=namespace)
         await sessions.initialize()
-        yield sessions, values
+        limiter = RedisBackend(client, prefix=namespace + "rl:")
+        yield sessions, values, limiter
         await client.aclose()
         return
-    url = "sqlite+aiosqlite://" if backend == "sqlite" else POSTGRES_URL
+    # A file, not ":memory:": an in-memory SQLite database is one shared connection, which
+    # cannot hold the concurrent transactions the suite runs.
+    url = f"sqlite+aiosqlite:///{tmp_path / 'store.db'}" if backend == "sqlite" else POSTGRES_URL
     kwargs = {}
     if backend == "postgres":
         kwargs["connect_args"] = {"server_settings": {"search_path": PG_SCHEMA}}
@@ -96,22 +108,32 @@ async def parts(
         async_sessionmaker(engine, expire_on_commit=False),
         session_table=f"sessions_{suffix}",
         store_table=f"store_{suffix}",
+        counter_table=f"counters_{suffix}",
         clock=clock,
     )
     await store.create_tables()
-    yield store.session_store(), store.kv_store()
+    yield store.session_store(), store.kv_store(), DatabaseRateLimiterBackend(store, "t:")
     async with engine.begin() as conn:
         await conn.run_sync(store.metadata.drop_all)
     await engine.dispose()
 
 
+Parts = tuple[SessionStore, KeyValueStore, RateLimiterBackend]
+
+
 class TestSessionStores(SessionStoreConformance):
     @pytest.fixture
-    def store(self, parts: tuple[SessionStore, KeyValueStore]) -> SessionStore:
+    def store(self, parts: Parts) -> SessionStore:
         return parts[0]
 
 
 class TestKeyValueStores(KeyValueStoreConformance):
     @pytest.fixture
-    def store(self, parts: tuple[SessionStore, KeyValueStore]) -> KeyValueStore:
+    def store(self, parts: Parts) -> KeyValueStore:
         return parts[1]
+
+
+class TestRateLimiters(RateLimiterConformance):
+    @pytest.fixture
+    def limiter(self, parts: Parts) -> RateLimiterBackend:
+        return parts[2]

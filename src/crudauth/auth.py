@@ -15,6 +15,7 @@ from starlette.requests import Request
 
 from crudauth.account.router import build_account_router
 from crudauth.authentication import PasswordAuthenticator
+from crudauth.backends import shared_backends, state_backends
 from crudauth.clock import Clock, SystemClock
 from crudauth.config import CookieConfig
 from crudauth.errors import ConfigurationError
@@ -26,10 +27,13 @@ from crudauth.keys import KeyRing
 from crudauth.passwords import PasswordHasher
 from crudauth.policy import PasswordContext, PasswordPolicy, Source
 from crudauth.principal import Principal
+from crudauth.ratelimit.base import RateLimiterBackend
 from crudauth.register.router import build_register_route
 from crudauth.register.schemas import RegisterIn, UsernameRegisterIn
 from crudauth.register.service import NewUserFields, RegistrationService
 from crudauth.runtime import AuthRuntime
+from crudauth.storage.base import KeyValueStore
+from crudauth.storage.database import DatabaseStore
 from crudauth.transports.base import Transport
 from crudauth.transports.resolution import Check, PrincipalResolver
 from crudauth.transports.session.manager import SessionManager
@@ -79,6 +83,11 @@ class CRUDAuth:
         new_user_defaults: Mapping[str, Any] | None = None,
         new_user_fields: NewUserFields | None = None,
         trusted_proxy_hops: int = 0,
+        rate_limiter: RateLimiterBackend | None = None,
+        redis_url: str | None = None,
+        redis_client: Any = None,
+        database_store: DatabaseStore | None = None,
+        rate_limit_prefix: str | None = None,
         warn_on_memory_backend: bool = True,
         password_policy: PasswordPolicy | None = None,
         fresh_sign_in_seconds: int = 600,
@@ -120,20 +129,36 @@ class CRUDAuth:
         if self.production and not cookie_config.secure:
             raise ConfigurationError("production refuses CookieConfig(secure=False)")
         hasher = password_hasher or PasswordHasher()
+        clock = clock or SystemClock()
+        shared = shared_backends(
+            redis_url=redis_url,
+            redis_client=redis_client,
+            database_store=database_store,
+            clock=clock,
+        )
         self.runtime = AuthRuntime(
             session_dependency=session,
             repo=self.repo,
             identity=self.identity,
             keys=KeyRing(SECRET_KEY, secret_fallbacks, production=self.production),
-            clock=clock or SystemClock(),
+            clock=clock,
             hasher=hasher,
             authenticator=PasswordAuthenticator(self.repo, hasher),
             password_policy=self.password_policy,
             hooks=self.hooks,
             cookies=cookie_config,
             trusted_proxy_hops=trusted_proxy_hops,
+            redis_client=shared.redis_client,
+            database_store=shared.database_store,
         )
         self.transports = self._bind_transports(transports)
+        self._state = state_backends(
+            shared,
+            self.transports,
+            rate_limiter=rate_limiter,
+            rate_limit_prefix=rate_limit_prefix,
+            clock=clock,
+        )
         self._resolver = PrincipalResolver(self.runtime, self.transports)
         self._registration = RegistrationService(
             self.runtime,
@@ -144,7 +169,6 @@ class CRUDAuth:
         self._register_schema = register_schema or (
             RegisterIn if self.repo.has("email") else UsernameRegisterIn
         )
-        self._initialized = False
         self._check_memory_backends(warn_on_memory_backend)
 
     def _bind_transports(
@@ -166,12 +190,7 @@ class CRUDAuth:
         return bound
 
     def _check_memory_backends(self, warn: bool) -> None:
-        parts = [
-            name
-            for transport in self.transports
-            for name, store in transport.stores().items()
-            if store.in_memory
-        ]
+        parts = self._state.memory_parts()
         if not parts:
             return
         if self.production:
@@ -184,33 +203,37 @@ class CRUDAuth:
                 "crudauth: in-memory backend active for %s. This state lives in one process and "
                 "is not shared between workers or kept across restarts, so sessions, lockout "
                 "counters and one-time tokens quietly weaken under several workers. Use a shared "
-                "store in production, or pass warn_on_memory_backend=False if a single in-memory "
-                "worker is intended.",
+                "store in production (redis_url=, redis_client= or database_store=), or pass "
+                "warn_on_memory_backend=False if a single in-memory worker is intended.",
                 ", ".join(parts),
             )
 
     # -- lifecycle --------------------------------------------------------------------------
 
     async def initialize(self) -> None:
-        """Open backend connections (call from the app's lifespan). Idempotent."""
-        if self._initialized:
-            return
-        for transport in self.transports:
-            await transport.initialize()
-        self._initialized = True
+        """Open and verify backend connections (call from the app's lifespan). Idempotent.
+
+        Raises ``StoreUnavailable`` when a configured backend cannot be reached: crudauth never
+        falls back to memory on its own.
+        """
+        await self._state.initialize()
 
     async def shutdown(self) -> None:
-        """Close what ``initialize`` opened; every step is attempted."""
-        first: BaseException | None = None
-        for transport in self.transports:
-            try:
-                await transport.shutdown()
-            except Exception as exc:  # keep closing the rest, re-raise the first error
-                first = first or exc
-        self.runtime.hasher.close()
-        self._initialized = False
-        if first is not None:
-            raise first
+        """Close what crudauth opened (never a client the caller passed in)."""
+        try:
+            await self._state.shutdown()
+        finally:
+            self.runtime.hasher.close()
+
+    @property
+    def rate_limiter(self) -> RateLimiterBackend:
+        """The backend behind lockout and throttle counters."""
+        return self._state.limiter
+
+    @property
+    def tokens(self) -> KeyValueStore:
+        """The store for single-use values (recovery tokens, OAuth state, MFA challenges)."""
+        return self._state.tokens
 
     # -- routers ----------------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from crudauth.identity.repository import UserRepository
 from crudauth.keys import KeyRing
 from crudauth.passwords import PasswordHasher
 from crudauth.policy import PasswordPolicy
+from crudauth.storage.database import DatabaseStore
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,11 @@ class AuthRuntime:
     hooks: AuthHooks
     cookies: CookieConfig
     trusted_proxy_hops: int = 0
+    #: A Redis client shared by every store that has no backend of its own (``redis_url=``
+    #: or ``redis_client=`` on ``CRUDAuth``), or ``None``.
+    redis_client: Any = None
+    #: The SQL store (``database_store=`` on ``CRUDAuth``), or ``None``.
+    database_store: DatabaseStore | None = None
 
     def client_ip(self, request: Request) -> str | None:
         return client_ip(request, self.trusted_proxy_hops)

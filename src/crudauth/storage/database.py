@@ -54,11 +54,12 @@ class DatabaseStore:
         metadata: MetaData | None = None,
         session_table: str = "crudauth_sessions",
         store_table: str = "crudauth_store",
+        counter_table: str = "crudauth_counters",
         clock: Clock | None = None,
     ) -> None:
         self.sessionmaker = sessions
         self.metadata = metadata if metadata is not None else MetaData()
-        self.clock = clock or SystemClock()
+        self._clock = clock
         self.sessions_table = Table(
             session_table,
             self.metadata,
@@ -78,6 +79,25 @@ class DatabaseStore:
             Column("value", Text, nullable=False),
             Column("expires_at", Float, nullable=False, index=True),
         )
+
+        self.counter_table = Table(
+            counter_table,
+            self.metadata,
+            Column("key", String(MAX_KEY_LENGTH), primary_key=True),
+            Column("count", Integer, nullable=False),
+            Column("expires_at", Float, nullable=True, index=True),
+        )
+
+    @property
+    def clock(self) -> Clock:
+        if self._clock is None:
+            self._clock = SystemClock()
+        return self._clock
+
+    def adopt_clock(self, clock: Clock) -> None:
+        """Use ``clock`` unless one was given at construction (``CRUDAuth`` passes its own)."""
+        if self._clock is None:
+            self._clock = clock
 
     async def create_tables(self) -> None:
         async with self.sessionmaker() as db:
@@ -112,7 +132,9 @@ class DatabaseStore:
                 )
             )
             b = await db.execute(delete(kv).where(kv.c.expires_at <= now))
-        return int(getattr(a, "rowcount", 0) or 0) + int(getattr(b, "rowcount", 0) or 0)
+            c = self.counter_table
+            d = await db.execute(delete(c).where(c.c.expires_at <= now))
+        return sum(int(getattr(r, "rowcount", 0) or 0) for r in (a, b, d))
 
 
 def _deadline_clause(table: Table, now: float) -> Any:

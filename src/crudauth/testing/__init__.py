@@ -4,6 +4,7 @@ from crudauth.clock import FrozenClock
 from crudauth.testing.conformance import (
     Advance,
     KeyValueStoreConformance,
+    RateLimiterConformance,
     SessionStoreConformance,
     make_record,
     new_key,
@@ -13,6 +14,7 @@ __all__ = [
     "Advance",
     "FrozenClock",
     "KeyValueStoreConformance",
+    "RateLimiterConformance",
     "SessionStoreConformance",
     "make_record",
     "new_key",

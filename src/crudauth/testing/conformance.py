@@ -21,6 +21,7 @@ import secrets
 from collections.abc import Awaitable, Callable
 
 from crudauth.clock import FrozenClock
+from crudauth.ratelimit.base import RateLimiterBackend
 from crudauth.storage.base import KeyValueStore, SessionRecord, SessionStore
 
 Advance = Callable[[float], Awaitable[None]]
@@ -56,17 +57,19 @@ def new_key() -> str:
 class SessionStoreConformance:
     """What every ``SessionStore`` must do."""
 
-    async def test_create_then_load_round_trips(self, store: SessionStore, clock: FrozenClock):
+    async def test_create_then_load_round_trips(
+        self, store: SessionStore, clock: FrozenClock
+    ) -> None:
         record = make_record(clock)
         key = new_key()
         assert await store.create(key, record, max_per_user=5) == []
         loaded = await store.load(key, now=clock.now(), slide_after=60)
         assert loaded == record
 
-    async def test_unknown_key_loads_nothing(self, store: SessionStore, clock: FrozenClock):
+    async def test_unknown_key_loads_nothing(self, store: SessionStore, clock: FrozenClock) -> None:
         assert await store.load(new_key(), now=clock.now(), slide_after=60) is None
 
-    async def test_load_slides_only_when_due(self, store: SessionStore, clock: FrozenClock):
+    async def test_load_slides_only_when_due(self, store: SessionStore, clock: FrozenClock) -> None:
         record = make_record(clock)
         key = new_key()
         await store.create(key, record, max_per_user=5)
@@ -75,7 +78,9 @@ class SessionStoreConformance:
         due = await store.load(key, now=record.last_activity + 61, slide_after=60)
         assert due is not None and due.last_activity == record.last_activity + 61
 
-    async def test_idle_deadline_kills_the_record(self, store: SessionStore, clock: FrozenClock):
+    async def test_idle_deadline_kills_the_record(
+        self, store: SessionStore, clock: FrozenClock
+    ) -> None:
         record = make_record(clock, idle=100)
         key = new_key()
         await store.create(key, record, max_per_user=5)
@@ -84,7 +89,7 @@ class SessionStoreConformance:
 
     async def test_sliding_never_passes_the_absolute_limit(
         self, store: SessionStore, clock: FrozenClock
-    ):
+    ) -> None:
         record = make_record(clock, idle=100, absolute=250)
         key = new_key()
         await store.create(key, record, max_per_user=5)
@@ -93,7 +98,9 @@ class SessionStoreConformance:
             assert await store.load(key, now=start + step, slide_after=1) is not None
         assert await store.load(key, now=start + 250, slide_after=1) is None
 
-    async def test_update_changes_only_named_fields(self, store: SessionStore, clock: FrozenClock):
+    async def test_update_changes_only_named_fields(
+        self, store: SessionStore, clock: FrozenClock
+    ) -> None:
         record = make_record(clock)
         key = new_key()
         await store.create(key, record, max_per_user=5)
@@ -105,14 +112,16 @@ class SessionStoreConformance:
 
     async def test_update_never_resurrects_a_deleted_record(
         self, store: SessionStore, clock: FrozenClock
-    ):
+    ) -> None:
         key = new_key()
         await store.create(key, make_record(clock), max_per_user=5)
         assert await store.delete(key) is True
         assert await store.update(key, {"metadata": {"sudo": True}}) is False
         assert await store.load(key, now=clock.now(), slide_after=60) is None
 
-    async def test_delete_reports_existence_once(self, store: SessionStore, clock: FrozenClock):
+    async def test_delete_reports_existence_once(
+        self, store: SessionStore, clock: FrozenClock
+    ) -> None:
         key = new_key()
         await store.create(key, make_record(clock), max_per_user=5)
         assert await store.delete(key) is True
@@ -120,7 +129,7 @@ class SessionStoreConformance:
 
     async def test_cap_evicts_the_least_recently_active(
         self, store: SessionStore, clock: FrozenClock
-    ):
+    ) -> None:
         start = clock.now()
         keys = [new_key() for _ in range(3)]
         for offset, key in enumerate(keys):
@@ -133,12 +142,12 @@ class SessionStoreConformance:
         live = {k for k, _ in await store.list_for_user("1")}
         assert live == {keys[0], keys[2], newest}
 
-    async def test_zero_cap_means_unlimited(self, store: SessionStore, clock: FrozenClock):
+    async def test_zero_cap_means_unlimited(self, store: SessionStore, clock: FrozenClock) -> None:
         for _ in range(8):
             await store.create(new_key(), make_record(clock, user_id="u0"), max_per_user=0)
         assert len(await store.list_for_user("u0")) == 8
 
-    async def test_users_are_isolated(self, store: SessionStore, clock: FrozenClock):
+    async def test_users_are_isolated(self, store: SessionStore, clock: FrozenClock) -> None:
         a, b = new_key(), new_key()
         await store.create(a, make_record(clock, user_id="alice"), max_per_user=1)
         await store.create(b, make_record(clock, user_id="bob"), max_per_user=1)
@@ -148,7 +157,7 @@ class SessionStoreConformance:
 
     async def test_delete_for_user_keeps_the_named_session(
         self, store: SessionStore, clock: FrozenClock
-    ):
+    ) -> None:
         keys = [new_key() for _ in range(4)]
         for key in keys:
             await store.create(key, make_record(clock, user_id="7"), max_per_user=10)
@@ -160,7 +169,7 @@ class SessionStoreConformance:
 
     async def test_concurrent_logins_leave_exactly_the_cap(
         self, store: SessionStore, clock: FrozenClock
-    ):
+    ) -> None:
         keys = [new_key() for _ in range(20)]
         await asyncio.gather(
             *(store.create(k, make_record(clock, user_id="burst"), max_per_user=5) for k in keys)
@@ -169,7 +178,7 @@ class SessionStoreConformance:
 
     async def test_concurrent_update_and_delete_do_not_resurrect(
         self, store: SessionStore, clock: FrozenClock
-    ):
+    ) -> None:
         key = new_key()
         await store.create(key, make_record(clock), max_per_user=5)
         await asyncio.gather(
@@ -184,44 +193,44 @@ class SessionStoreConformance:
 class KeyValueStoreConformance:
     """What every ``KeyValueStore`` must do."""
 
-    async def test_set_then_get(self, store: KeyValueStore):
+    async def test_set_then_get(self, store: KeyValueStore) -> None:
         await store.set("a", "1", 60)
         assert await store.get("a") == "1"
         await store.set("a", "2", 60)
         assert await store.get("a") == "2"
         assert await store.get("missing") is None
 
-    async def test_values_expire(self, store: KeyValueStore, advance: Advance):
+    async def test_values_expire(self, store: KeyValueStore, advance: Advance) -> None:
         await store.set("short", "x", 0.2)
         await advance(0.4)
         assert await store.get("short") is None
         assert await store.get_and_delete("short") is None
 
-    async def test_set_if_absent_stores_once(self, store: KeyValueStore, advance: Advance):
+    async def test_set_if_absent_stores_once(self, store: KeyValueStore, advance: Advance) -> None:
         assert await store.set_if_absent("once", "first", 0.2) is True
         assert await store.set_if_absent("once", "second", 60) is False
         assert await store.get("once") == "first"
         await advance(0.4)
         assert await store.set_if_absent("once", "third", 60) is True
 
-    async def test_get_and_delete_consumes(self, store: KeyValueStore):
+    async def test_get_and_delete_consumes(self, store: KeyValueStore) -> None:
         await store.set("token", "v", 60)
         assert await store.get_and_delete("token") == "v"
         assert await store.get_and_delete("token") is None
         assert await store.get("token") is None
 
-    async def test_concurrent_consume_succeeds_exactly_once(self, store: KeyValueStore):
+    async def test_concurrent_consume_succeeds_exactly_once(self, store: KeyValueStore) -> None:
         await store.set("race", "prize", 60)
         results = await asyncio.gather(*(store.get_and_delete("race") for _ in range(16)))
         assert [r for r in results if r is not None] == ["prize"]
 
-    async def test_concurrent_set_if_absent_has_one_winner(self, store: KeyValueStore):
+    async def test_concurrent_set_if_absent_has_one_winner(self, store: KeyValueStore) -> None:
         results = await asyncio.gather(
             *(store.set_if_absent("claim", str(i), 60) for i in range(16))
         )
         assert results.count(True) == 1
 
-    async def test_delete(self, store: KeyValueStore):
+    async def test_delete(self, store: KeyValueStore) -> None:
         await store.set("gone", "v", 60)
         assert await store.delete("gone") is True
         assert await store.delete("gone") is False
@@ -230,7 +239,38 @@ class KeyValueStoreConformance:
 __all__ = [
     "Advance",
     "KeyValueStoreConformance",
+    "RateLimiterConformance",
     "SessionStoreConformance",
     "make_record",
     "new_key",
 ]
+
+
+class RateLimiterConformance:
+    """What every ``RateLimiterBackend`` must do."""
+
+    async def test_increment_counts_and_expires_from_first_touch(
+        self, limiter: RateLimiterBackend, advance: Advance
+    ) -> None:
+        assert await limiter.increment("k", expiry=0.3) == 1
+        await advance(0.15)
+        assert await limiter.increment("k", expiry=0.3) == 2  # does not re-arm the expiry
+        assert 0 < await limiter.get_ttl("k") <= 0.3
+        await advance(0.25)
+        assert await limiter.get_count("k") == 0
+        assert await limiter.increment("k", expiry=0.3) == 1
+
+    async def test_amount_and_reset(self, limiter: RateLimiterBackend) -> None:
+        assert await limiter.increment("a", amount=5, expiry=60) == 5
+        assert await limiter.increment("a", amount=-2, expiry=60) == 3
+        assert await limiter.get_count("a") == 3
+        await limiter.reset("a")
+        assert await limiter.get_count("a") == 0
+        assert await limiter.get_ttl("a") == 0
+
+    async def test_concurrent_increments_lose_nothing(self, limiter: RateLimiterBackend) -> None:
+        await asyncio.gather(*(limiter.increment("burst", expiry=60) for _ in range(40)))
+        assert await limiter.get_count("burst") == 40
+
+    async def test_ping(self, limiter: RateLimiterBackend) -> None:
+        assert await limiter.ping() is True

@@ -49,13 +49,16 @@ class SessionTransport(Transport):
         storage: SessionStore | None = None,
         management_routes: bool = False,
     ) -> None:
-        if backend not in (None, "memory"):
+        if backend not in (None, "memory", "redis", "database"):
             raise ConfigurationError(
-                f"SessionTransport(backend={backend!r}) is not available in this version; "
-                "only the memory backend is"
+                f"SessionTransport(backend={backend!r}): use 'memory', 'redis', 'database' or None"
             )
-        if redis_url is not None or redis_client is not None:
-            raise ConfigurationError("Redis-backed sessions are not available in this version")
+        if redis_url is not None and redis_client is not None:
+            raise ConfigurationError("pass redis_url or redis_client, not both")
+        if (redis_url is not None or redis_client is not None) and backend not in (None, "redis"):
+            raise ConfigurationError(f"redis_url/redis_client conflict with backend={backend!r}")
+        if storage is not None and (backend is not None or redis_url or redis_client):
+            raise ConfigurationError("storage= replaces backend/redis_url/redis_client")
         if max_sessions_per_user < 0:
             raise ConfigurationError("max_sessions_per_user must be >= 0 (0 means no cap)")
         if session_timeout_minutes <= 0 or remember_me_days <= 0:
@@ -70,7 +73,12 @@ class SessionTransport(Transport):
             raise ConfigurationError("storage_prefix and csrf_storage_prefix must differ")
         if cookies is not None and cookies.samesite == "none":
             raise ConfigurationError("SameSite=None is refused for the session cookie")
-        self.backend = backend
+        self.backend: Backend | None = (
+            "redis" if backend is None and (redis_url or redis_client is not None) else backend
+        )
+        self._redis_url = redis_url
+        self._redis_client = redis_client
+        self.storage_prefix = storage_prefix
         self.csrf = csrf
         self.management_routes = management_routes
         self._cookie_config = cookies
@@ -103,8 +111,47 @@ class SessionTransport(Transport):
             if name.startswith("__Host-") and (not config.secure or config.path != "/"):
                 raise ConfigurationError(f"a {name!r} cookie needs secure=True and path='/'")
         self.cookies = SessionCookies(config, self.cookie_name, self.csrf_cookie_name)
-        store = self._storage or MemorySessionStore(runtime.clock)
-        self.manager = SessionManager(store, runtime.keys, runtime.clock, self.settings)
+        self.manager = SessionManager(
+            self._choose_store(runtime), runtime.keys, runtime.clock, self.settings
+        )
+
+    def _choose_store(self, runtime: AuthRuntime) -> SessionStore:
+        """``storage=``, else this transport's backend, else the app-wide one, else memory."""
+        if self._storage is not None:
+            return self._storage
+        backend = self.backend
+        if backend is None:
+            if runtime.redis_client is not None:
+                backend = "redis"
+            elif runtime.database_store is not None:
+                backend = "database"
+            else:
+                backend = "memory"
+        if backend == "memory":
+            return MemorySessionStore(runtime.clock)
+        if backend == "database":
+            if runtime.database_store is None:
+                raise ConfigurationError(
+                    "SessionTransport(backend='database') needs CRUDAuth(database_store=...)"
+                )
+            return runtime.database_store.session_store()
+        from crudauth.storage.redis import RedisSessionStore
+
+        client = self._redis_client
+        if client is None and self._redis_url is None:
+            client = runtime.redis_client
+        if client is not None:
+            return RedisSessionStore(client, prefix=self.storage_prefix)
+        return RedisSessionStore(url=self._redis_url, prefix=self.storage_prefix)
+
+    @property
+    def redis_client(self) -> Any:
+        """The Redis client behind this transport's sessions, if they live in Redis."""
+        return (
+            getattr(self.manager.store, "client", None)
+            if self.manager.store.kind == "redis"
+            else None
+        )
 
     def stores(self) -> Mapping[str, SessionStore]:
         return {"sessions/CSRF": self.manager.store}

@@ -1,0 +1,148 @@
+"""Choosing and running the state backends: the part of the composition root that knows which
+store lives where, who owns each client, and in what order they open and close."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from crudauth.clock import Clock
+from crudauth.errors import ConfigurationError
+from crudauth.ratelimit.base import RateLimiterBackend
+from crudauth.ratelimit.memory import MemoryRateLimiterBackend
+from crudauth.storage.base import KeyValueStore
+from crudauth.storage.database import DatabaseStore
+from crudauth.storage.memory import MemoryKeyValueStore
+from crudauth.transports.base import Transport
+from crudauth.transports.session.transport import SessionTransport
+
+logger = logging.getLogger("crudauth")
+
+
+@dataclass
+class SharedBackends:
+    """The app-wide Redis client or SQL store, before transports are bound."""
+
+    redis_client: Any = None
+    owns_redis: bool = False
+    database_store: DatabaseStore | None = None
+
+
+def shared_backends(
+    *,
+    redis_url: str | None,
+    redis_client: Any,
+    database_store: DatabaseStore | None,
+    clock: Clock,
+) -> SharedBackends:
+    if redis_url is not None and redis_client is not None:
+        raise ConfigurationError("pass redis_url or redis_client, not both")
+    if database_store is not None and (redis_url is not None or redis_client is not None):
+        raise ConfigurationError("database_store cannot be combined with Redis")
+    if database_store is not None and not isinstance(database_store, DatabaseStore):
+        raise ConfigurationError("database_store must be a crudauth.DatabaseStore")
+    if database_store is not None:
+        database_store.adopt_clock(clock)
+    if redis_url is not None:
+        from crudauth.storage.redis_support import client_from_url
+
+        return SharedBackends(client_from_url(redis_url), owns_redis=True)
+    return SharedBackends(redis_client, owns_redis=False, database_store=database_store)
+
+
+@dataclass
+class StateBackends:
+    """Every piece of server-side state, and the lifecycle that opens and closes it."""
+
+    shared: SharedBackends
+    transports: Sequence[Transport]
+    limiter: RateLimiterBackend
+    tokens: KeyValueStore
+    _opened: bool = field(default=False, init=False)
+
+    def memory_parts(self) -> list[str]:
+        parts = []
+        if self.limiter.in_memory:
+            parts.append("lockout/throttle counters")
+        for transport in self.transports:
+            parts += [name for name, store in transport.stores().items() if store.in_memory]
+        if self.tokens.in_memory:
+            parts.append("single-use tokens/OAuth state/MFA challenges")
+        return parts
+
+    async def initialize(self) -> None:
+        if self._opened:
+            return
+        await self.limiter.initialize()
+        for transport in self.transports:
+            await transport.initialize()
+        await self.tokens.initialize()
+        self._opened = True
+
+    async def shutdown(self) -> None:
+        """Close in reverse dependency order; every step runs, the first error is re-raised."""
+        steps = [*(t.shutdown for t in self.transports), self.tokens.close, self.limiter.close]
+        if self.shared.owns_redis:
+            from crudauth.storage.redis_support import close_client
+
+            client = self.shared.redis_client
+            steps.append(lambda: close_client(client))
+        first: BaseException | None = None
+        for step in steps:
+            try:
+                await step()
+            except Exception as exc:
+                first = first or exc
+                logger.warning("crudauth: error while shutting down a backend", exc_info=True)
+        self._opened = False
+        if first is not None:
+            raise first
+
+
+def state_backends(
+    shared: SharedBackends,
+    transports: Sequence[Transport],
+    *,
+    rate_limiter: RateLimiterBackend | None,
+    rate_limit_prefix: str | None,
+    clock: Clock,
+) -> StateBackends:
+    if rate_limiter is not None and rate_limit_prefix is not None:
+        raise ConfigurationError("rate_limit_prefix only applies to the default limiter")
+    if rate_limiter is not None and not isinstance(rate_limiter, RateLimiterBackend):
+        raise ConfigurationError("rate_limiter must be a crudauth.ratelimit.RateLimiterBackend")
+    session_redis = next(
+        (t.redis_client for t in transports if isinstance(t, SessionTransport) and t.redis_client),
+        None,
+    )
+    limiter = rate_limiter or _default_limiter(shared, rate_limit_prefix, clock)
+    return StateBackends(shared, transports, limiter, _token_store(shared, session_redis, clock))
+
+
+def _default_limiter(
+    shared: SharedBackends, prefix: str | None, clock: Clock
+) -> RateLimiterBackend:
+    if shared.redis_client is not None:
+        from crudauth.ratelimit.redis import RedisBackend
+
+        return RedisBackend(shared.redis_client, prefix=prefix or "crudauth:rl:", owns_client=False)
+    if shared.database_store is not None:
+        from crudauth.ratelimit.database import DatabaseRateLimiterBackend
+
+        return DatabaseRateLimiterBackend(shared.database_store, prefix or "")
+    return MemoryRateLimiterBackend(clock)
+
+
+def _token_store(shared: SharedBackends, session_redis: Any, clock: Clock) -> KeyValueStore:
+    """The app-wide Redis, else SQL, else the session transport's Redis, else memory."""
+    client = shared.redis_client if shared.redis_client is not None else None
+    if client is None and shared.database_store is not None:
+        return shared.database_store.kv_store()
+    client = client if client is not None else session_redis
+    if client is not None:
+        from crudauth.storage.redis import RedisKeyValueStore
+
+        return RedisKeyValueStore(client)
+    return MemoryKeyValueStore(clock)

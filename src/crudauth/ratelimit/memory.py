@@ -1,0 +1,47 @@
+"""In-process counters: per worker only, for development and single-process apps."""
+
+from __future__ import annotations
+
+from crudauth.clock import Clock, SystemClock
+from crudauth.ratelimit.base import RateLimiterBackend
+
+
+class MemoryRateLimiterBackend(RateLimiterBackend):
+    kind = "memory"
+    in_memory = True
+
+    def __init__(self, clock: Clock | None = None) -> None:
+        self.clock = clock or SystemClock()
+        self._counters: dict[str, tuple[int, float | None]] = {}
+
+    def _live(self, key: str) -> tuple[int, float | None] | None:
+        item = self._counters.get(key)
+        if item is not None and item[1] is not None and item[1] <= self.clock.now():
+            del self._counters[key]
+            return None
+        return item
+
+    async def increment(self, key: str, amount: int = 1, expiry: float | None = None) -> int:
+        item = self._live(key)
+        if item is None:
+            deadline = self.clock.now() + expiry if expiry is not None else None
+            item = (0, deadline)
+        value = item[0] + amount
+        self._counters[key] = (value, item[1])
+        return value
+
+    async def get_count(self, key: str) -> int:
+        item = self._live(key)
+        return 0 if item is None else item[0]
+
+    async def get_ttl(self, key: str) -> float:
+        item = self._live(key)
+        if item is None or item[1] is None:
+            return 0.0
+        return max(0.0, item[1] - self.clock.now())
+
+    async def reset(self, key: str) -> None:
+        self._counters.pop(key, None)
+
+    async def ping(self) -> bool:
+        return True
