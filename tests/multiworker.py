@@ -1,0 +1,128 @@
+"""Several real uvicorn processes sharing one Redis and one PostgreSQL schema.
+
+Each worker is its own OS process, so nothing is shared unless a backend shares it. Requests
+are released together through a barrier, the way an attacker's parallel burst would arrive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+T = TypeVar("T")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Workers:
+    """A pool of server processes running one app module."""
+
+    app: str
+    env: dict[str, str]
+    count: int = 4
+    ports: list[int] = field(default_factory=list)
+    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    logs: list[Path] = field(default_factory=list)
+
+    def start(self, log_dir: Path, timeout: float = 30) -> None:
+        env = {**os.environ, **self.env, "PYTHONPATH": str(ROOT)}
+        for index in range(self.count):
+            port = free_port()
+            log = log_dir / f"worker-{index}.log"
+            self.ports.append(port)
+            self.logs.append(log)
+            with log.open("wb") as sink:  # the child keeps its own copy of the descriptor
+                self.procs.append(
+                    subprocess.Popen(
+                        [
+                            sys.executable,
+                            "-m",
+                            "uvicorn",
+                            self.app,
+                            "--host",
+                            "127.0.0.1",
+                            "--port",
+                            str(port),
+                            "--log-level",
+                            "warning",
+                        ],
+                        cwd=ROOT,
+                        env=env,
+                        stdout=sink,
+                        stderr=subprocess.STDOUT,
+                    )
+                )
+        deadline = time.monotonic() + timeout
+        for port, proc in zip(self.ports, self.procs, strict=True):
+            while True:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"worker exited early:\n{self.output()}")
+                try:
+                    if httpx.get(f"http://127.0.0.1:{port}/_test/health", timeout=1).is_success:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError(f"workers did not start:\n{self.output()}")
+                time.sleep(0.1)
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+    def output(self) -> str:
+        return "\n".join(log.read_text(errors="replace") for log in self.logs if log.exists())
+
+    def urls(self) -> list[str]:
+        return [f"http://127.0.0.1:{port}" for port in self.ports]
+
+
+async def together(calls: Sequence[Callable[[], Awaitable[T]]], timeout: float = 30) -> list[T]:
+    """Run every call at the same instant (a start barrier), bounded in time."""
+    gate = asyncio.Event()
+
+    async def run(call: Callable[[], Awaitable[T]]) -> T:
+        await gate.wait()
+        return await call()
+
+    tasks = [asyncio.create_task(run(call)) for call in calls]
+    await asyncio.sleep(0.05)  # let every task reach the gate
+    gate.set()
+    return list(await asyncio.wait_for(asyncio.gather(*tasks), timeout))
+
+
+def session_cookies(response: httpx.Response) -> dict[str, str]:
+    """The session and CSRF cookies a login set (read from Set-Cookie, Secure or not)."""
+    jar: dict[str, Any] = {}
+    for header in response.headers.get_list("set-cookie"):
+        name, _, rest = header.partition("=")
+        jar[name.strip()] = rest.split(";", 1)[0]
+    return jar
+
+
+def cookie_header(cookies: dict[str, str]) -> dict[str, str]:
+    return {"Cookie": "; ".join(f"{k}={v}" for k, v in cookies.items())}

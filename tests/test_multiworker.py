@@ -1,0 +1,144 @@
+"""Several real server processes sharing one Redis and one PostgreSQL database.
+
+The seed promises that with Redis, sessions and one-time tokens hold across every worker; with
+the memory default they do not (which is why crudauth warns). Each concurrency test repeats.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from tests.apps.common import Base
+from tests.conftest import POSTGRES_URL
+from tests.multiworker import Workers, cookie_header, session_cookies, together
+
+pytestmark = [pytest.mark.redis, pytest.mark.postgres]
+
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture(scope="module")
+def schema() -> Iterator[str]:
+    name = f"crudauth_mw_{uuid.uuid4().hex[:10]}"
+
+    async def run(*statements: str, create: bool = False) -> None:
+        engine = create_async_engine(POSTGRES_URL)
+        async with engine.begin() as conn:
+            for statement in statements:
+                await conn.execute(text(statement))
+            if create:
+                await conn.execute(text(f"SET search_path TO {name}"))
+                await conn.run_sync(Base.metadata.create_all)
+        await engine.dispose()
+
+    asyncio.run(run(f"CREATE SCHEMA {name}", create=True))
+    yield name
+    asyncio.run(run(f"DROP SCHEMA {name} CASCADE"))
+
+
+def _env(schema: str) -> dict[str, str]:
+    return {
+        "DATABASE_URL": POSTGRES_URL,
+        "DATABASE_SCHEMA": schema,
+        "REDIS_URL": "redis://127.0.0.1:6379/0",
+        "SECRET_KEY": secrets.token_urlsafe(48),
+    }
+
+
+@pytest.fixture(scope="module")
+def redis_workers(schema: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workers]:
+    workers = Workers("tests.apps.seed_app:app", _env(schema), count=4)
+    workers.start(tmp_path_factory.mktemp("redis-workers"))
+    yield workers
+    workers.stop()
+
+
+@pytest.fixture
+async def clients(redis_workers: Workers) -> AsyncIterator[list[httpx.AsyncClient]]:
+    pool = [httpx.AsyncClient(base_url=url, timeout=10) for url in redis_workers.urls()]
+    yield pool
+    for client in pool:
+        await client.aclose()
+
+
+async def _signed_in(clients: list[httpx.AsyncClient]) -> tuple[dict[str, str], int]:
+    name = f"u{uuid.uuid4().hex[:12]}"
+    r = await clients[0].post(
+        "/register", json={"username": name, "email": f"{name}@example.com", "password": PASSWORD}
+    )
+    assert r.status_code == 200, r.text
+    r = await clients[1].post("/login", data={"username": name, "password": PASSWORD})
+    assert r.status_code == 200, r.text
+    return session_cookies(r), r.json()["id"]
+
+
+async def test_a_session_made_on_one_worker_works_on_all(clients):
+    for _ in range(3):
+        cookies, _ = await _signed_in(clients)
+        answers = await together(
+            [lambda c=c, h=cookie_header(cookies): c.get("/me", headers=h) for c in clients * 3]
+        )
+        assert [a.status_code for a in answers] == [200] * len(answers)
+
+
+async def test_logout_on_one_worker_ends_the_session_everywhere(clients):
+    for _ in range(3):
+        cookies, _ = await _signed_in(clients)
+        headers = {**cookie_header(cookies), "X-CSRF-Token": cookies["csrf_token"]}
+        assert (await clients[2].post("/logout", headers=headers)).status_code == 200
+        answers = await together(
+            [lambda c=c, h=cookie_header(cookies): c.get("/me", headers=h) for c in clients]
+        )
+        assert [a.status_code for a in answers] == [401] * len(clients)
+
+
+async def test_revoking_all_sessions_on_one_worker_takes_effect_everywhere(clients):
+    cookies, user_id = await _signed_in(clients)
+    assert (await clients[3].post(f"/_test/users/{user_id}/revoke-all")).json() == {"revoked": 1}
+    for client in clients:
+        assert (await client.get("/me", headers=cookie_header(cookies))).status_code == 401
+
+
+async def test_a_single_use_token_is_redeemed_exactly_once_across_workers(clients):
+    for attempt in range(5):
+        name = f"t{attempt}-{uuid.uuid4().hex}"
+        assert (await clients[0].put(f"/_test/tokens/{name}")).status_code == 200
+        answers = await together(
+            [lambda c=c, u=f"/_test/tokens/{name}/redeem": c.post(u) for c in clients * 4]
+        )
+        codes = sorted(a.status_code for a in answers)
+        assert codes == [200] + [400] * 15, codes
+
+
+async def test_the_memory_backend_does_not_share_state(
+    schema: str, tmp_path_factory: pytest.TempPathFactory
+):
+    workers = Workers("tests.apps.memory_app:app", _env(schema), count=2)
+    workers.start(tmp_path_factory.mktemp("memory-workers"))
+    try:
+        async with (
+            httpx.AsyncClient(base_url=workers.urls()[0]) as first,
+            httpx.AsyncClient(base_url=workers.urls()[1]) as second,
+        ):
+            name = f"m{uuid.uuid4().hex[:12]}"
+            body = {"username": name, "email": f"{name}@example.com", "password": PASSWORD}
+            assert (await first.post("/register", json=body)).status_code == 200
+            r = await first.post("/login", data={"username": name, "password": PASSWORD})
+            cookies = session_cookies(r)
+            assert (await first.get("/me", headers=cookie_header(cookies))).status_code == 200
+            # The other process has never heard of this session: per-process state.
+            assert (await second.get("/me", headers=cookie_header(cookies))).status_code == 401
+            await first.put("/_test/tokens/x")
+            assert (await second.post("/_test/tokens/x/redeem")).status_code == 400
+    finally:
+        workers.stop()
+    # ...which is exactly what the startup warning says, in every worker's log.
+    assert workers.output().count("in-memory backend active") == 2
