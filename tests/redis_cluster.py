@@ -9,7 +9,30 @@ import tempfile
 import time
 from pathlib import Path
 
-PORTS = (7101, 7102, 7103)
+
+def _free(port: int) -> bool:
+    import socket
+
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _pick_ports() -> tuple[int, int, int]:
+    # Each test process gets its own cluster (nodes also use port + 10000 for their bus), so
+    # parallel runs on one machine never stop each other's nodes.
+    base = 21000 + (os.getpid() % 900) * 3
+    for start in range(base, base + 3000, 3):
+        ports = (start, start + 1, start + 2)
+        if all(_free(p) and _free(p + 10000) for p in ports):
+            return ports
+    raise RuntimeError("no free ports for a redis cluster")
+
+
+PORTS = _pick_ports()
 
 
 def _ping(port: int) -> bool:
@@ -24,9 +47,7 @@ def _ping(port: int) -> bool:
 
 
 def start() -> tuple[list[subprocess.Popen[bytes]], Path | None]:
-    """Start the cluster unless one is already up; return what to stop afterwards."""
-    if all(_ping(p) for p in PORTS):
-        return [], None
+    """Start this process's cluster; return what to stop afterwards."""
     workdir = Path(tempfile.mkdtemp(prefix="crudauth-cluster-"))
     procs = []
     for port in PORTS:

@@ -113,5 +113,10 @@ class KeyValueStore(ABC):
         """Return and remove the live value in one atomic step; ``None`` for every loser."""
 
     @abstractmethod
+    async def compare_and_set(self, key: str, expected: str, value: str, ttl: float) -> bool:
+        """Replace the live value with ``value`` only if it still equals ``expected`` (one
+        atomic step); True if replaced. Rotation schemes (refresh-token families) use it."""
+
+    @abstractmethod
     async def delete(self, key: str) -> bool:
         """Remove ``key``; True if it held a live value."""

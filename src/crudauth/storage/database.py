@@ -332,6 +332,17 @@ class DatabaseKeyValueStore(KeyValueStore):
             return None
         return str(row.value)
 
+    async def compare_and_set(self, key: str, expected: str, value: str, ttl: float) -> bool:
+        t = self.table
+        now = self.owner.clock.now()
+        async with self.owner.transaction() as db:
+            result = await db.execute(
+                update(t)
+                .where(t.c.key == key, t.c.value == expected, t.c.expires_at > now)
+                .values(value=value, expires_at=now + ttl)
+            )
+        return getattr(result, "rowcount", 0) == 1
+
     async def delete(self, key: str) -> bool:
         t = self.table
         now = self.owner.clock.now()

@@ -136,6 +136,12 @@ class MemoryKeyValueStore(KeyValueStore):
             del self._values[key]
         return value
 
+    async def compare_and_set(self, key: str, expected: str, value: str, ttl: float) -> bool:
+        if self._live(key) != expected:
+            return False
+        await self.set(key, value, ttl)
+        return True
+
     async def delete(self, key: str) -> bool:
         value = self._live(key)
         self._values.pop(key, None)

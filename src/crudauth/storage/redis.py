@@ -80,6 +80,15 @@ return redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
 """
 )
 
+# KEYS[1] value; ARGV expected, new value, ttl in ms.
+_COMPARE_AND_SET = Script(
+    """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+return 1
+"""
+)
+
 _FIELDS = tuple(SessionRecord.__dataclass_fields__)
 
 
@@ -279,6 +288,13 @@ class RedisKeyValueStore(KeyValueStore):
         async with guarded(self.degradations):
             value = await self.client.getdel(self._key(key))
         return None if value is None else text(value)
+
+    async def compare_and_set(self, key: str, expected: str, value: str, ttl: float) -> bool:
+        ms = max(1, int(ttl * 1000))
+        async with guarded(self.degradations):
+            return bool(
+                await _COMPARE_AND_SET(self.client, [self._key(key)], [expected, value, ms])
+            )
 
     async def delete(self, key: str) -> bool:
         async with guarded(self.degradations):

@@ -230,6 +230,23 @@ class KeyValueStoreConformance:
         )
         assert results.count(True) == 1
 
+    async def test_compare_and_set_replaces_only_the_expected_value(
+        self, store: KeyValueStore
+    ) -> None:
+        await store.set("family", "v1", 60)
+        assert await store.compare_and_set("family", "stale", "v2", 60) is False
+        assert await store.compare_and_set("family", "v1", "v2", 60) is True
+        assert await store.get("family") == "v2"
+        assert await store.compare_and_set("absent", "v1", "v2", 60) is False
+        assert await store.get("absent") is None
+
+    async def test_concurrent_compare_and_set_has_one_winner(self, store: KeyValueStore) -> None:
+        await store.set("rotate", "current", 60)
+        results = await asyncio.gather(
+            *(store.compare_and_set("rotate", "current", f"next-{i}", 60) for i in range(16))
+        )
+        assert results.count(True) == 1
+
     async def test_delete(self, store: KeyValueStore) -> None:
         await store.set("gone", "v", 60)
         assert await store.delete("gone") is True
