@@ -15,7 +15,7 @@ from starlette.requests import Request
 
 from crudauth.account.router import build_account_router
 from crudauth.authentication import PasswordAuthenticator
-from crudauth.backends import shared_backends, state_backends
+from crudauth.backends import shared_backends, state_backends, token_store
 from crudauth.clock import Clock, SystemClock
 from crudauth.config import CookieConfig
 from crudauth.errors import ConfigurationError
@@ -136,6 +136,7 @@ class CRUDAuth:
             database_store=database_store,
             clock=clock,
         )
+        requested = list(transports) if transports is not None else [SessionTransport]
         self.runtime = AuthRuntime(
             session_dependency=session,
             repo=self.repo,
@@ -147,14 +148,16 @@ class CRUDAuth:
             password_policy=self.password_policy,
             hooks=self.hooks,
             cookies=cookie_config,
+            tokens=token_store(shared, requested, clock),
             trusted_proxy_hops=trusted_proxy_hops,
             redis_client=shared.redis_client,
             database_store=shared.database_store,
         )
-        self.transports = self._bind_transports(transports)
+        self.transports = self._bind_transports(requested)
         self._state = state_backends(
             shared,
             self.transports,
+            self.runtime.tokens,
             rate_limiter=rate_limiter,
             rate_limit_prefix=rate_limit_prefix,
             clock=clock,
@@ -171,10 +174,7 @@ class CRUDAuth:
         )
         self._check_memory_backends(warn_on_memory_backend)
 
-    def _bind_transports(
-        self, transports: Sequence[Transport | type[Transport]] | None
-    ) -> list[Transport]:
-        items = list(transports) if transports is not None else [SessionTransport]
+    def _bind_transports(self, items: Sequence[Transport | type[Transport]]) -> list[Transport]:
         if not items:
             raise ConfigurationError("transports must not be empty")
         bound: list[Transport] = []
@@ -187,6 +187,8 @@ class CRUDAuth:
         names = [t.name for t in bound]
         if len(set(names)) != len(names):
             raise ConfigurationError(f"two transports share a name: {names}")
+        for transport in bound:
+            transport.attach(bound)
         return bound
 
     def _check_memory_backends(self, warn: bool) -> None:
@@ -258,6 +260,27 @@ class CRUDAuth:
     @property
     def session_router(self) -> APIRouter:
         return self._session_transport().router()
+
+    def _transport_named(self, name: str) -> Transport:
+        for transport in self.transports:
+            if transport.name == name:
+                return transport
+        raise RuntimeError(f"no {name!r} transport is configured")
+
+    @property
+    def bearer_router(self) -> APIRouter:
+        router = self._transport_named("bearer").router()
+        if router is None:
+            raise RuntimeError("the bearer transport contributes no routes")
+        return router
+
+    async def issue_tokens(
+        self, user: Any, *, scopes: Iterable[str] | None = None
+    ) -> dict[str, Any]:
+        """Mint ``{access_token, token_type, refresh_token}`` for ``user`` (bearer transport)."""
+        issuer: Any = self._transport_named("bearer")
+        result: dict[str, Any] = await issuer.issue_tokens(user, scopes=scopes)
+        return result
 
     @property
     def sessions(self) -> SessionManager:

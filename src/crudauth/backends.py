@@ -104,6 +104,7 @@ class StateBackends:
 def state_backends(
     shared: SharedBackends,
     transports: Sequence[Transport],
+    tokens: KeyValueStore,
     *,
     rate_limiter: RateLimiterBackend | None,
     rate_limit_prefix: str | None,
@@ -113,12 +114,8 @@ def state_backends(
         raise ConfigurationError("rate_limit_prefix only applies to the default limiter")
     if rate_limiter is not None and not isinstance(rate_limiter, RateLimiterBackend):
         raise ConfigurationError("rate_limiter must be a crudauth.ratelimit.RateLimiterBackend")
-    session_redis = next(
-        (t.redis_client for t in transports if isinstance(t, SessionTransport) and t.redis_client),
-        None,
-    )
     limiter = rate_limiter or _default_limiter(shared, rate_limit_prefix, clock)
-    return StateBackends(shared, transports, limiter, _token_store(shared, session_redis, clock))
+    return StateBackends(shared, transports, limiter, tokens)
 
 
 def _default_limiter(
@@ -135,14 +132,25 @@ def _default_limiter(
     return MemoryRateLimiterBackend(clock)
 
 
-def _token_store(shared: SharedBackends, session_redis: Any, clock: Clock) -> KeyValueStore:
-    """The app-wide Redis, else SQL, else the session transport's Redis, else memory."""
-    client = shared.redis_client if shared.redis_client is not None else None
-    if client is None and shared.database_store is not None:
+def token_store(
+    shared: SharedBackends, transports: Sequence[Transport | type[Transport]], clock: Clock
+) -> KeyValueStore:
+    """The app-wide Redis, else SQL, else a session transport's Redis (the 0.6 form,
+    ``SessionTransport(backend="redis", redis_url=...)``), else memory."""
+    from_transport = next(
+        (t for t in transports if isinstance(t, SessionTransport) and t.backend == "redis"),
+        None,
+    )
+    if shared.redis_client is None and shared.database_store is not None:
         return shared.database_store.kv_store()
-    client = client if client is not None else session_redis
-    if client is not None:
+    if shared.redis_client is not None or from_transport is not None:
         from crudauth.storage.redis import RedisKeyValueStore
 
-        return RedisKeyValueStore(client)
+        if shared.redis_client is not None:
+            return RedisKeyValueStore(shared.redis_client)
+        assert from_transport is not None
+        client, url = from_transport.redis_settings()
+        if client is not None:
+            return RedisKeyValueStore(client)
+        return RedisKeyValueStore(url=url)  # owns (and closes) a client of its own
     return MemoryKeyValueStore(clock)

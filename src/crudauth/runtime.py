@@ -22,6 +22,7 @@ from crudauth.identity.repository import UserRepository
 from crudauth.keys import KeyRing
 from crudauth.passwords import PasswordHasher
 from crudauth.policy import PasswordPolicy
+from crudauth.storage.base import KeyValueStore
 from crudauth.storage.database import DatabaseStore
 
 
@@ -39,6 +40,8 @@ class AuthRuntime:
     password_policy: PasswordPolicy
     hooks: AuthHooks
     cookies: CookieConfig
+    #: Single-use values: recovery tokens, OAuth state, MFA challenges, refresh families.
+    tokens: KeyValueStore
     trusted_proxy_hops: int = 0
     #: A Redis client shared by every store that has no backend of its own (``redis_url=``
     #: or ``redis_client=`` on ``CRUDAuth``), or ``None``.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +37,9 @@ class Transport(ABC):
     def bind(self, runtime: AuthRuntime) -> None:
         """Receive the shared services; called once by ``CRUDAuth``."""
         self._runtime = runtime
+
+    def attach(self, siblings: Sequence[Transport]) -> None:  # noqa: B027 - optional hook
+        """Learn the other configured transports (called once, after every ``bind``)."""
 
     @property
     def runtime(self) -> AuthRuntime:

@@ -72,7 +72,7 @@ def build_session_router(transport: "SessionTransport") -> APIRouter:
                             request=request,
                             context=runtime.hook_context(request, transport.name, live.handle),
                         )
-            transport.clear_cookies(response)
+            transport.clear_all_cookies(response)
             return {"detail": "Logged out"}
 
     return router

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from fastapi import APIRouter
@@ -144,6 +144,10 @@ class SessionTransport(Transport):
             return RedisSessionStore(client, prefix=self.storage_prefix)
         return RedisSessionStore(url=self._redis_url, prefix=self.storage_prefix)
 
+    def redis_settings(self) -> tuple[Any, str | None]:
+        """The Redis client and URL this transport was configured with."""
+        return self._redis_client, self._redis_url
+
     @property
     def redis_client(self) -> Any:
         """The Redis client behind this transport's sessions, if they live in Redis."""
@@ -152,6 +156,15 @@ class SessionTransport(Transport):
             if self.manager.store.kind == "redis"
             else None
         )
+
+    def attach(self, siblings: Sequence[Transport]) -> None:
+        self.siblings = [t for t in siblings if t is not self]
+
+    def clear_all_cookies(self, response: Response) -> None:
+        """Logout clears every transport's cookies, not only the session's."""
+        self.clear_cookies(response)
+        for sibling in getattr(self, "siblings", ()):
+            sibling.clear_cookies(response)
 
     def stores(self) -> Mapping[str, SessionStore]:
         return {"sessions/CSRF": self.manager.store}
