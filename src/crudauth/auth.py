@@ -274,12 +274,10 @@ class CRUDAuth:
             raise RuntimeError("the bearer transport contributes no routes")
         return router
 
-    async def issue_tokens(
-        self, user: Any, *, scopes: Iterable[str] | None = None
-    ) -> dict[str, Any]:
+    def issue_tokens(self, user: Any, *, scopes: Iterable[str] | None = None) -> dict[str, Any]:
         """Mint ``{access_token, token_type, refresh_token}`` for ``user`` (bearer transport)."""
         issuer: Any = self._transport_named("bearer")
-        result: dict[str, Any] = await issuer.issue_tokens(user, scopes=scopes)
+        result: dict[str, Any] = issuer.issue_tokens(user, scopes=scopes)
         return result
 
     @property
