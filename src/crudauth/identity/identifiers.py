@@ -58,10 +58,12 @@ def clean_identifier(value: str, field: str, max_length: int) -> str:
 
 
 def canonical_identifier(value: str) -> str:
-    """The comparison key of a username-like identifier: NFKC, trimmed, lower-cased.
+    """The comparison key of a username-like identifier: NFKC, trimmed, case-folded."""
+    return unicodedata.normalize("NFKC", value).strip().casefold()
 
-    ``lower`` rather than ``casefold`` so that the database's ``lower()`` agrees with it.
-    """
+
+def sql_lower_form(value: str) -> str:
+    """What ``lower(column)`` is compared with on tables without a ``username_key`` column."""
     return unicodedata.normalize("NFKC", value).strip().lower()
 
 

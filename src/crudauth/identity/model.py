@@ -1,34 +1,29 @@
 """The user-model mixin: ``make_auth_identity(...)`` and its default, ``AuthUserMixin``.
 
-The application owns its model; the mixin only contributes the columns crudauth reads. A
-case-insensitive unique index on ``lower(username)`` is attached when the model is mapped, so
-``Alice`` and ``alice`` can never both exist, even when two registrations race.
+The application owns its model; the mixin only contributes the columns crudauth reads.
+``username`` keeps the name as the user typed it (NFKC-normalised); ``username_key`` holds its
+case-folded form under a unique constraint, so ``Alice`` and ``alice`` can never both exist,
+even when two registrations race, on every database (SQLite's ``lower()`` is ASCII-only, so a
+functional index could not promise this).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Boolean, DateTime, Index, Integer, String, Table, Text, func
-from sqlalchemy.orm import mapped_column
+from sqlalchemy import Boolean, DateTime, Integer, String, Text, event
+from sqlalchemy.orm import Mapped, mapped_column
 
 from crudauth.errors import ConfigurationError
+from crudauth.identity.identifiers import canonical_identifier
 
 _KNOWN_IDENTIFIERS = ("email", "username")
 
 
 def _utcnow() -> datetime:
     return datetime.now(timezone.utc)
-
-
-def attach_username_index(table: Table, column_name: str = "username") -> None:
-    """Add a unique index on ``lower(<column>)`` to ``table`` unless one is there already."""
-    name = f"uq_{table.name}_{column_name}_ci"
-    if column_name not in table.c or any(ix.name == name for ix in table.indexes):
-        return
-    Index(name, func.lower(table.c[column_name]), unique=True)
 
 
 def make_auth_identity(
@@ -51,6 +46,7 @@ def make_auth_identity(
     ns: dict[str, Any] = {
         "id": mapped_column(Integer, primary_key=True, autoincrement=True),
         "username": mapped_column(String(64), unique=True, index=True, nullable=False),
+        "username_key": mapped_column(String(255), unique=True, index=True, nullable=True),
         "hashed_password": mapped_column(String(255), nullable=False),
         "is_active": mapped_column(Boolean, nullable=False, default=True),
         "is_superuser": mapped_column(Boolean, nullable=False, default=False),
@@ -77,16 +73,6 @@ def make_auth_identity(
         ns["totp_last_step"] = mapped_column(Integer, nullable=True)
         ns["mfa_recovery_codes"] = mapped_column(Text, nullable=True)
 
-    def __init_subclass__(cls: type[Any], /, **kwargs: Any) -> None:
-        # Runs the declarative mapping first (it lives in the base's __init_subclass__), then
-        # adds the case-insensitive index to the freshly made table.
-        parent: Any = super(mixin, cls)
-        parent.__init_subclass__(**kwargs)
-        table = cls.__dict__.get("__table__")
-        if isinstance(table, Table):
-            attach_username_index(table)
-
-    ns["__init_subclass__"] = classmethod(__init_subclass__)
     ns["__crudauth_shape__"] = {
         "identifiers": idents,
         "recovery": recovery,
@@ -94,8 +80,41 @@ def make_auth_identity(
         "mfa": mfa,
     }
     mixin = type("AuthIdentityMixin", (), ns)
+    # Keep username_key in step with username however the row is written (our routes, an admin
+    # script, a data import): it is what lookups and the unique constraint rely on.
+    event.listen(mixin, "before_insert", _sync_username_key, propagate=True)
+    event.listen(mixin, "before_update", _sync_username_key, propagate=True)
     return mixin
 
 
-AuthUserMixin: type = make_auth_identity()
-"""The default account shape: email and username login, email recovery, OAuth columns."""
+def _sync_username_key(mapper: Any, connection: Any, target: Any) -> None:
+    username = getattr(target, "username", None)
+    if isinstance(username, str):
+        target.username_key = canonical_identifier(username)
+
+
+if TYPE_CHECKING:
+    # What type checkers see: the default shape spelled out, so that ``class User(AuthUserMixin,
+    # Base)`` type-checks under ``mypy --strict``. At run time it is built like any other shape.
+
+    class AuthUserMixin:
+        id: Mapped[int]
+        email: Mapped[str]
+        username: Mapped[str]
+        username_key: Mapped[str | None]
+        hashed_password: Mapped[str]
+        is_active: Mapped[bool]
+        is_superuser: Mapped[bool]
+        email_verified: Mapped[bool]
+        token_version: Mapped[int]
+        oauth_provider: Mapped[str | None]
+        google_id: Mapped[str | None]
+        github_id: Mapped[str | None]
+        oauth_created_at: Mapped[datetime | None]
+        oauth_updated_at: Mapped[datetime | None]
+        created_at: Mapped[datetime]
+        updated_at: Mapped[datetime | None]
+
+else:
+    AuthUserMixin = make_auth_identity()
+    """The default account shape: email and username login, email recovery, OAuth columns."""

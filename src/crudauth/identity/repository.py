@@ -19,12 +19,13 @@ from sqlalchemy.orm import ColumnProperty, InstrumentedAttribute
 
 from crudauth.errors import ConfigurationError
 from crudauth.identity.config import IdentityConfig
-from crudauth.identity.identifiers import canonical_email, canonical_identifier
+from crudauth.identity.identifiers import canonical_email, canonical_identifier, sql_lower_form
 
 LOGICAL_FIELDS: Final = (
     "id",
     "email",
     "username",
+    "username_key",
     "hashed_password",
     "is_active",
     "is_superuser",
@@ -190,7 +191,11 @@ class UserRepository:
         if field == "email":
             return column == canonical_email(value)
         if field == "username":
-            return func.lower(column) == canonical_identifier(value)
+            if self.has("username_key"):
+                return self.column("username_key") == canonical_identifier(value)
+            # Existing tables without the key column: case-insensitive through the database's
+            # lower() (ASCII-only on SQLite; Unicode-aware on PostgreSQL).
+            return func.lower(column) == sql_lower_form(value)
         return column == value
 
     async def find_by(self, db: AsyncSession, field: str, value: str) -> Any | None:
@@ -222,6 +227,8 @@ class UserRepository:
         for name, value in values.items():
             logical = self.logical_name(name)
             out[self.attr_name(logical) if logical else name] = value
+            if logical == "username" and self.has("username_key") and isinstance(value, str):
+                out[self.attr_name("username_key")] = canonical_identifier(value)
         return out
 
     async def create(self, db: AsyncSession, values: Mapping[str, Any]) -> Any:

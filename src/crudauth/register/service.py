@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crudauth.errors import ConfigurationError, DuplicateValue
+from crudauth.errors import ConfigurationError, DuplicateValue, InvalidInput
 from crudauth.hooks import HookContext
 from crudauth.identity.identifiers import (
     MAX_EMAIL_LENGTH,
@@ -120,9 +120,12 @@ class RegistrationService:
         try:
             user = await repo.create(db, values)
         except IntegrityError:
-            # Lost a race with a concurrent registration: report it like the pre-check would.
+            # Lost a race with a concurrent registration: report it like the pre-check would,
+            # and never let the database error through.
             await self._ensure_unique(db, values)
-            raise
+            raise InvalidInput(
+                "Registration failed: an account with these details exists"
+            ) from None
         await runtime.hooks.fire("on_after_register", repo.to_dict(user), db=db, context=context)
         return user
 

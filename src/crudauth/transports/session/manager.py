@@ -112,7 +112,7 @@ class SessionManager:
             created_at=now,
             last_activity=now,
             idle_timeout=float(idle),
-            absolute_expires_at=now + max(float(absolute), float(idle) if remember_me else 0.0),
+            absolute_expires_at=now + float(absolute),
             token_version=token_version,
             remember_me=remember_me,
             ip_address=ip_address,
@@ -150,7 +150,8 @@ class SessionManager:
             raise CSRFFailure(MISSING_CSRF)
         if not well_formed(header_value):
             raise CSRFFailure(INVALID_CSRF)
-        if not hmac.compare_digest(self.csrf_digest(header_value), session.record.csrf_digest):
+        # Every key of the ring, so that rotating SECRET_KEY does not break live sessions.
+        if not self.keys.matches(Purpose.CSRF, header_value, session.record.csrf_digest):
             raise CSRFFailure(INVALID_CSRF)
 
     async def rotate_csrf(self, session: LiveSession) -> str | None:

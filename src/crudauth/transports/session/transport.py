@@ -225,7 +225,8 @@ class SessionTransport(Transport):
             user_agent=request.headers.get("user-agent"),
             metadata=dict(options.get("metadata") or {}),
         )
-        self.cookies.set(response, session_id, csrf, self.remember_me_seconds if remember else None)
+        max_age = int(min(self.remember_me_seconds, self.settings.remember_me_absolute_timeout))
+        self.cookies.set(response, session_id, csrf, max_age if remember else None)
         await runtime.hooks.fire(
             "on_after_login",
             repo.to_dict(user),
