@@ -1,0 +1,146 @@
+"""The crudauth demo: register, sign in, call a protected action, sign out.
+
+Runs on one process with no services: users and notes live in SQLite (``DEMO_DATABASE_URL``,
+default ``sqlite+aiosqlite:///./demo.db``), sessions and CSRF tokens in memory. Start it with
+``bash scripts/demo.sh`` and open http://127.0.0.1:8000/.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, Field
+from sqlalchemy import DateTime, ForeignKey, Integer, String, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from crudauth import AuthUserMixin, CookieConfig, CRUDAuth, Principal, SessionTransport
+
+logger = logging.getLogger("crudauth.demo")
+
+STATIC = Path(__file__).parent / "static"
+DATABASE_URL = os.environ.get("DEMO_DATABASE_URL", "sqlite+aiosqlite:///./demo.db")
+
+
+def _secret_key() -> str:
+    key = os.environ.get("SECRET_KEY")
+    if key:
+        return key
+    logger.warning(
+        "SECRET_KEY is not set: using a random key for this process only. Every session ends "
+        "when the server restarts. Set SECRET_KEY to keep sessions across restarts."
+    )
+    return secrets.token_urlsafe(48)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class User(AuthUserMixin, Base):
+    __tablename__ = "users"
+
+
+class Note(Base):
+    __tablename__ = "notes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    text: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=lambda: datetime.now(timezone.utc)
+    )
+
+
+engine = create_async_engine(DATABASE_URL)
+SessionLocal = async_sessionmaker(engine, expire_on_commit=False)
+
+
+async def get_session() -> AsyncIterator[AsyncSession]:
+    async with SessionLocal() as db:
+        yield db
+
+
+auth = CRUDAuth(
+    session=get_session,
+    user_model=User,
+    SECRET_KEY=_secret_key(),
+    transports=[SessionTransport(remember_me_days=30)],
+    # secure=False lets the browser keep the cookies on plain http://localhost. A production
+    # deployment serves HTTPS and must keep the default, secure=True.
+    cookies=CookieConfig(secure=False),
+    # The demo runs one uvicorn worker on purpose, so in-memory sessions are what we want.
+    warn_on_memory_backend=False,
+)
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async with engine.begin() as conn:
+        await conn.run_sync(Base.metadata.create_all)
+    await auth.initialize()
+    try:
+        yield
+    finally:
+        await auth.shutdown()
+        await engine.dispose()
+
+
+app = FastAPI(title="crudauth demo", lifespan=lifespan)
+app.include_router(auth.router)
+app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+# Everything the page needs comes from this origin; nothing is loaded from a CDN.
+PAGE_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+
+
+@app.get("/", include_in_schema=False)
+async def index() -> FileResponse:
+    return FileResponse(
+        STATIC / "index.html",
+        headers={"Content-Security-Policy": PAGE_POLICY, "Cache-Control": "no-store"},
+    )
+
+
+class NoteIn(BaseModel):
+    text: str = Field(min_length=1, max_length=200)
+
+
+Db = Annotated[AsyncSession, Depends(get_session)]
+SignedIn = Annotated[Principal, Depends(auth.current_user())]
+
+
+def _note(note: Note) -> dict[str, Any]:
+    return {"id": note.id, "text": note.text, "created_at": note.created_at.isoformat()}
+
+
+@app.get("/api/notes")
+async def list_notes(principal: SignedIn, db: Db) -> list[dict[str, Any]]:
+    """The caller's notes, newest first. A GET needs no CSRF token."""
+    rows = await db.scalars(
+        select(Note).where(Note.owner_id == principal.user_id).order_by(Note.id.desc())
+    )
+    return [_note(n) for n in rows]
+
+
+@app.post("/api/notes", status_code=201)
+async def add_note(body: NoteIn, principal: SignedIn, db: Db) -> dict[str, Any]:
+    """Add a note. As an unsafe method from a session, it needs the X-CSRF-Token header."""
+    note = Note(owner_id=principal.user_id, text=body.text)
+    db.add(note)
+    await db.commit()
+    await db.refresh(note)
+    return _note(note)
