@@ -116,3 +116,24 @@ class UnsupportedMediaType(CrudAuthError):
     """A simple (CSRF-able) content type was sent where JSON is required."""
 
     code = "unsupported_media_type"
+
+
+class RateLimited(CrudAuthError):
+    """A throttle refused the request; ``retry_after`` is in seconds."""
+
+    code = "rate_limited"
+
+    def __init__(self, retry_after: float, headers: Mapping[str, str] | None = None) -> None:
+        super().__init__("Too many requests. Try again later.")
+        self.retry_after = retry_after
+        self.headers = dict(headers or {})
+
+
+class LockedOut(CrudAuthError):
+    """Too many sign-in attempts for this address or identifier; ``retry_after`` in seconds."""
+
+    code = "locked_out"
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__("Too many login attempts. Try again later.")
+        self.retry_after = retry_after

@@ -5,6 +5,7 @@ Every response also carries ``X-Error-Code``, a stable machine-readable code.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -16,6 +17,7 @@ from crudauth.exceptions import (
     DuplicateValueException,
     ForbiddenException,
     PasswordPolicyException,
+    RateLimitException,
     UnauthorizedException,
     UnprocessableEntityException,
 )
@@ -24,6 +26,12 @@ INCORRECT_CREDENTIALS = "Incorrect username or password"
 NOT_AUTHENTICATED = "Not authenticated"
 CROSS_SITE_LOGIN = "Cross-site login requests are not allowed."
 UNAVAILABLE = "Authentication is temporarily unavailable. Try again shortly."
+LOCKED_OUT = "Too many login attempts. Try again later."
+RATE_LIMITED = "Too many requests. Try again later."
+
+
+def _seconds(value: float) -> int:
+    return max(1, math.ceil(value))
 
 
 def to_http(exc: errors.CrudAuthError) -> HTTPException:
@@ -47,6 +55,10 @@ def to_http(exc: errors.CrudAuthError) -> HTTPException:
         out = DuplicateValueException(exc.message)
     elif isinstance(exc, errors.UnsupportedMediaType):
         out = HTTPException(415, "Unsupported media type")
+    elif isinstance(exc, errors.LockedOut):
+        out = RateLimitException(LOCKED_OUT, retry_after=_seconds(exc.retry_after))
+    elif isinstance(exc, errors.RateLimited):
+        out = RateLimitException(RATE_LIMITED, _seconds(exc.retry_after), exc.headers)
     elif isinstance(exc, errors.StoreUnavailable):
         out = HTTPException(503, UNAVAILABLE, headers={"Retry-After": "5"})
     else:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
+from crudauth.ratelimit.policy import LockoutConfig, RateLimit, Reservation, ThrottleResult
+
 
 class RateLimiterBackend(ABC):
     """Counters that expire. Every method is one atomic step on the backend."""
@@ -41,3 +43,23 @@ class RateLimiterBackend(ABC):
     @abstractmethod
     async def ping(self) -> bool:
         """True when the backend answers."""
+
+    # -- the atomic steps that lockout and throttles are built on ----------------------------
+
+    @abstractmethod
+    async def lockout_reserve(
+        self, key: str, config: LockoutConfig, now: float, *, hard_cap: bool
+    ) -> Reservation:
+        """Take one attempt slot for ``key`` or refuse (locked); one atomic step, so N
+        concurrent callers on any number of workers get at most ``max_attempts`` slots."""
+
+    @abstractmethod
+    async def lockout_release(
+        self, key: str, config: LockoutConfig, now: float, *, clear: bool
+    ) -> None:
+        """After a correct password: forget ``key`` entirely (``clear``), or give back the
+        slot it took."""
+
+    @abstractmethod
+    async def throttle(self, key: str, limit: RateLimit, now: float) -> ThrottleResult:
+        """Count one request against ``limit`` (GCRA: no burst at window boundaries)."""

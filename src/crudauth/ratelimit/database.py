@@ -6,6 +6,8 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from crudauth.ratelimit.base import RateLimiterBackend
+from crudauth.ratelimit.cas import cas_release, cas_reserve, cas_throttle
+from crudauth.ratelimit.policy import LockoutConfig, RateLimit, Reservation, ThrottleResult
 from crudauth.storage.database import DatabaseStore
 
 
@@ -18,6 +20,7 @@ class DatabaseRateLimiterBackend(RateLimiterBackend):
         self.store = store
         self.table = store.counter_table
         self.prefix = prefix
+        self._state = store.kv_store()
 
     async def increment(self, key: str, amount: int = 1, expiry: float | None = None) -> int:
         t, key = self.table, self.prefix + key
@@ -78,3 +81,18 @@ class DatabaseRateLimiterBackend(RateLimiterBackend):
         except Exception:
             return False
         return True
+
+    async def lockout_reserve(
+        self, key: str, config: LockoutConfig, now: float, *, hard_cap: bool
+    ) -> Reservation:
+        return await cas_reserve(
+            self._state, f"rl:{self.prefix}{key}", config, now, hard_cap=hard_cap
+        )
+
+    async def lockout_release(
+        self, key: str, config: LockoutConfig, now: float, *, clear: bool
+    ) -> None:
+        await cas_release(self._state, f"rl:{self.prefix}{key}", config, now, clear=clear)
+
+    async def throttle(self, key: str, limit: RateLimit, now: float) -> ThrottleResult:
+        return await cas_throttle(self._state, f"rl:t:{self.prefix}{key}", limit, now)

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from crudauth.clock import Clock, SystemClock
 from crudauth.ratelimit.base import RateLimiterBackend
+from crudauth.ratelimit.cas import cas_release, cas_reserve, cas_throttle
+from crudauth.ratelimit.policy import LockoutConfig, RateLimit, Reservation, ThrottleResult
+from crudauth.storage.memory import MemoryKeyValueStore
 
 
 class MemoryRateLimiterBackend(RateLimiterBackend):
@@ -13,6 +16,7 @@ class MemoryRateLimiterBackend(RateLimiterBackend):
     def __init__(self, clock: Clock | None = None) -> None:
         self.clock = clock or SystemClock()
         self._counters: dict[str, tuple[int, float | None]] = {}
+        self._state = MemoryKeyValueStore(self.clock)
 
     def _live(self, key: str) -> tuple[int, float | None] | None:
         item = self._counters.get(key)
@@ -45,3 +49,16 @@ class MemoryRateLimiterBackend(RateLimiterBackend):
 
     async def ping(self) -> bool:
         return True
+
+    async def lockout_reserve(
+        self, key: str, config: LockoutConfig, now: float, *, hard_cap: bool
+    ) -> Reservation:
+        return await cas_reserve(self._state, key, config, now, hard_cap=hard_cap)
+
+    async def lockout_release(
+        self, key: str, config: LockoutConfig, now: float, *, clear: bool
+    ) -> None:
+        await cas_release(self._state, key, config, now, clear=clear)
+
+    async def throttle(self, key: str, limit: RateLimit, now: float) -> ThrottleResult:
+        return await cas_throttle(self._state, "t:" + key, limit, now)

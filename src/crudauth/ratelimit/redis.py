@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from crudauth.ratelimit.base import RateLimiterBackend
+from crudauth.ratelimit.policy import LockoutConfig, RateLimit, Reservation, ThrottleResult
 from crudauth.storage.redis_support import (
     Degradations,
     Script,
@@ -12,6 +13,7 @@ from crudauth.storage.redis_support import (
     client_from_url,
     close_client,
     guarded,
+    text,
 )
 
 # KEYS[1] counter; ARGV amount, expiry in ms (or empty). TTL only on first touch.
@@ -22,6 +24,66 @@ if ARGV[2] ~= '' and redis.call('PTTL', KEYS[1]) == -1 then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
 return value
+"""
+)
+
+
+# The lockout step of policy.reserve, in Lua. KEYS[1] the subject (a HASH: a attempts, ws window
+# start, lu locked until, r rounds, c consecutive). ARGV: now, max_attempts, window, base,
+# max_lock, retention, max_consecutive, hard_cap (1/0). Returns {allowed, retry_after, hard}.
+_RESERVE = Script(
+    """
+local now = tonumber(ARGV[1])
+local f = redis.call('HMGET', KEYS[1], 'a', 'ws', 'lu', 'r', 'c')
+local a, ws, lu = tonumber(f[1]) or 0, tonumber(f[2]) or 0, tonumber(f[3]) or 0
+local r, c = tonumber(f[4]) or 0, tonumber(f[5]) or 0
+local max_attempts, window = tonumber(ARGV[2]), tonumber(ARGV[3])
+if ARGV[8] == '1' and c >= tonumber(ARGV[7]) then return {0, '3600', 1} end
+if lu > now then return {0, string.format('%.6f', lu - now), 0} end
+if ws + window <= now then a = 0; ws = now end
+a = a + 1
+local allowed, retry = 1, 0
+if a > max_attempts then
+  retry = math.min(tonumber(ARGV[4]) * math.pow(2, r), tonumber(ARGV[5]))
+  a, ws, lu, r, allowed = 0, now, now + retry, r + 1, 0
+else
+  c = c + 1
+end
+local ttl = math.max(tonumber(ARGV[6]), lu - now, ws + window - now, 1)
+redis.call('HSET', KEYS[1], 'a', a, 'ws', string.format('%.6f', ws),
+  'lu', string.format('%.6f', lu), 'r', r, 'c', c)
+redis.call('PEXPIRE', KEYS[1], math.ceil(ttl * 1000))
+return {allowed, string.format('%.6f', retry), 0}
+"""
+)
+
+# policy.release: give one slot back. KEYS[1] subject.
+_RELEASE = Script(
+    """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local f = redis.call('HMGET', KEYS[1], 'a', 'c')
+redis.call('HSET', KEYS[1], 'a', math.max(0, (tonumber(f[1]) or 0) - 1),
+  'c', math.max(0, (tonumber(f[2]) or 0) - 1))
+return 1
+"""
+)
+
+# policy.throttle (GCRA). KEYS[1] arrival time; ARGV now, times, seconds.
+# Returns {allowed, remaining, retry_after, reset_after}.
+_THROTTLE = Script(
+    """
+local now, times, period = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local interval = period / times
+local tat = tonumber(redis.call('GET', KEYS[1])) or now
+if tat < now then tat = now end
+local new_tat = tat + interval
+if new_tat - period > now + 0.0001 then
+  return {0, 0, string.format('%.6f', new_tat - period - now), string.format('%.6f', tat - now)}
+end
+redis.call('SET', KEYS[1], string.format('%.6f', new_tat), 'PX',
+  math.max(1, math.ceil((new_tat - now) * 1000)))
+local remaining = math.floor((period - (new_tat - now)) / interval + 1e-9)
+return {1, remaining, '0', string.format('%.6f', new_tat - now)}
 """
 )
 
@@ -72,6 +134,41 @@ class RedisBackend(RateLimiterBackend):
     async def reset(self, key: str) -> None:
         async with guarded(self.degradations):
             await self.client.delete(self._key(key))
+
+    async def lockout_reserve(
+        self, key: str, config: LockoutConfig, now: float, *, hard_cap: bool
+    ) -> Reservation:
+        args = [
+            repr(now),
+            config.max_attempts,
+            config.attempt_window_seconds,
+            config.lockout_base_seconds,
+            config.lockout_max_seconds,
+            config.round_retention_seconds,
+            config.max_consecutive_failures,
+            1 if hard_cap else 0,
+        ]
+        async with guarded(self.degradations):
+            allowed, retry, hard = await _RESERVE(self.client, [self._key(key)], args)
+        return Reservation(bool(allowed), float(text(retry)), hard_locked=bool(hard))
+
+    async def lockout_release(
+        self, key: str, config: LockoutConfig, now: float, *, clear: bool
+    ) -> None:
+        async with guarded(self.degradations):
+            if clear:
+                await self.client.delete(self._key(key))
+            else:
+                await _RELEASE(self.client, [self._key(key)], [])
+
+    async def throttle(self, key: str, limit: RateLimit, now: float) -> ThrottleResult:
+        async with guarded(self.degradations):
+            allowed, remaining, retry, reset = await _THROTTLE(
+                self.client, [self._key("t:" + key)], [repr(now), limit.times, limit.seconds]
+            )
+        return ThrottleResult(
+            bool(allowed), limit.times, int(remaining), float(text(retry)), float(text(reset))
+        )
 
     async def ping(self) -> bool:
         try:
