@@ -15,7 +15,7 @@ from starlette.requests import Request
 
 from crudauth.account.router import build_account_router
 from crudauth.authentication import PasswordAuthenticator
-from crudauth.backends import shared_backends, state_backends, token_store
+from crudauth.backends import StateBackends, limiter_backend, shared_backends, token_store
 from crudauth.clock import Clock, SystemClock
 from crudauth.config import CookieConfig
 from crudauth.errors import ConfigurationError
@@ -28,6 +28,10 @@ from crudauth.passwords import PasswordHasher
 from crudauth.policy import PasswordContext, PasswordPolicy, Source
 from crudauth.principal import Principal
 from crudauth.ratelimit.base import RateLimiterBackend
+from crudauth.ratelimit.device import DeviceTokens
+from crudauth.ratelimit.lockout import LoginLockout
+from crudauth.ratelimit.policy import LockoutConfig, RateLimit, merge_rate_limits
+from crudauth.ratelimit.throttle import Throttles
 from crudauth.register.router import build_register_route
 from crudauth.register.schemas import RegisterIn, UsernameRegisterIn
 from crudauth.register.service import NewUserFields, RegistrationService
@@ -51,12 +55,28 @@ _NOT_YET = (
     "redis_client",
     "database_store",
     "rate_limit_prefix",
-    "rate_limits",
-    "lockout",
     "sudo",
     "mfa",
     "legacy_verifiers",
 )
+
+
+def _lockout_config(
+    lockout: LockoutConfig | None, transports: Sequence[Transport | type[Transport]]
+) -> LockoutConfig:
+    """``lockout=``, or the 0.6-style ``SessionTransport(login_*=...)`` overrides, not both."""
+    overrides = [
+        t.lockout_overrides()
+        for t in transports
+        if isinstance(t, SessionTransport) and t.lockout_overrides()
+    ]
+    if lockout is not None and overrides:
+        raise ConfigurationError("pass lockout= or SessionTransport(login_*=...), not both")
+    if lockout is not None and not isinstance(lockout, LockoutConfig):
+        raise ConfigurationError("lockout must be a crudauth.ratelimit.LockoutConfig")
+    if overrides:
+        return LockoutConfig(**overrides[0])
+    return lockout or LockoutConfig()
 
 
 def _production_from_env() -> bool:
@@ -88,6 +108,8 @@ class CRUDAuth:
         redis_client: Any = None,
         database_store: DatabaseStore | None = None,
         rate_limit_prefix: str | None = None,
+        rate_limits: Mapping[str, RateLimit | None] | None = None,
+        lockout: LockoutConfig | None = None,
         warn_on_memory_backend: bool = True,
         password_policy: PasswordPolicy | None = None,
         fresh_sign_in_seconds: int = 600,
@@ -137,11 +159,14 @@ class CRUDAuth:
             clock=clock,
         )
         requested = list(transports) if transports is not None else [SessionTransport]
+        keys = KeyRing(SECRET_KEY, secret_fallbacks, production=self.production)
+        limiter = limiter_backend(shared, rate_limiter, rate_limit_prefix, clock)
+        lockout_config = _lockout_config(lockout, requested)
         self.runtime = AuthRuntime(
             session_dependency=session,
             repo=self.repo,
             identity=self.identity,
-            keys=KeyRing(SECRET_KEY, secret_fallbacks, production=self.production),
+            keys=keys,
             clock=clock,
             hasher=hasher,
             authenticator=PasswordAuthenticator(self.repo, hasher),
@@ -149,19 +174,15 @@ class CRUDAuth:
             hooks=self.hooks,
             cookies=cookie_config,
             tokens=token_store(shared, requested, clock),
+            lockout=LoginLockout(limiter, lockout_config, keys, clock),
+            throttles=Throttles(limiter, merge_rate_limits(rate_limits), clock),
+            devices=DeviceTokens(keys, clock, lockout_config.device_cookie_days * 86400),
             trusted_proxy_hops=trusted_proxy_hops,
             redis_client=shared.redis_client,
             database_store=shared.database_store,
         )
         self.transports = self._bind_transports(requested)
-        self._state = state_backends(
-            shared,
-            self.transports,
-            self.runtime.tokens,
-            rate_limiter=rate_limiter,
-            rate_limit_prefix=rate_limit_prefix,
-            clock=clock,
-        )
+        self._state = StateBackends(shared, self.transports, limiter, self.runtime.tokens)
         self._resolver = PrincipalResolver(self.runtime, self.transports)
         self._registration = RegistrationService(
             self.runtime,

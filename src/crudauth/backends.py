@@ -101,26 +101,19 @@ class StateBackends:
             raise first
 
 
-def state_backends(
+def limiter_backend(
     shared: SharedBackends,
-    transports: Sequence[Transport],
-    tokens: KeyValueStore,
-    *,
     rate_limiter: RateLimiterBackend | None,
-    rate_limit_prefix: str | None,
+    prefix: str | None,
     clock: Clock,
-) -> StateBackends:
-    if rate_limiter is not None and rate_limit_prefix is not None:
-        raise ConfigurationError("rate_limit_prefix only applies to the default limiter")
-    if rate_limiter is not None and not isinstance(rate_limiter, RateLimiterBackend):
-        raise ConfigurationError("rate_limiter must be a crudauth.ratelimit.RateLimiterBackend")
-    limiter = rate_limiter or _default_limiter(shared, rate_limit_prefix, clock)
-    return StateBackends(shared, transports, limiter, tokens)
-
-
-def _default_limiter(
-    shared: SharedBackends, prefix: str | None, clock: Clock
 ) -> RateLimiterBackend:
+    """``rate_limiter=``, else the app-wide Redis, else SQL, else memory."""
+    if rate_limiter is not None and prefix is not None:
+        raise ConfigurationError("rate_limit_prefix only applies to the default limiter")
+    if rate_limiter is not None:
+        if not isinstance(rate_limiter, RateLimiterBackend):
+            raise ConfigurationError("rate_limiter must be a crudauth.ratelimit.RateLimiterBackend")
+        return rate_limiter
     if shared.redis_client is not None:
         from crudauth.ratelimit.redis import RedisBackend
 

@@ -22,6 +22,9 @@ from crudauth.identity.repository import UserRepository
 from crudauth.keys import KeyRing
 from crudauth.passwords import PasswordHasher
 from crudauth.policy import PasswordPolicy
+from crudauth.ratelimit.device import DeviceTokens
+from crudauth.ratelimit.lockout import LoginLockout
+from crudauth.ratelimit.throttle import Throttles
 from crudauth.storage.base import KeyValueStore
 from crudauth.storage.database import DatabaseStore
 
@@ -42,6 +45,12 @@ class AuthRuntime:
     cookies: CookieConfig
     #: Single-use values: recovery tokens, OAuth state, MFA challenges, refresh families.
     tokens: KeyValueStore
+    #: The login lockout shared by every route that checks a password.
+    lockout: LoginLockout
+    #: Per-action throttles (``rate_limits=`` merged over the defaults).
+    throttles: Throttles
+    #: Signed device tokens that exempt a known browser from its identifier's lock.
+    devices: DeviceTokens
     trusted_proxy_hops: int = 0
     #: A Redis client shared by every store that has no backend of its own (``redis_url=``
     #: or ``redis_client=`` on ``CRUDAuth``), or ``None``.

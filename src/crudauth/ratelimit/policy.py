@@ -233,5 +233,5 @@ def throttle(
     if allowed_at > now + _EPSILON:  # stored times are rounded to microseconds
         result = ThrottleResult(False, limit.times, 0, allowed_at - now, tat - now)
         return tat, result
-    remaining = int((limit.seconds - (new_tat - now)) / interval + 1e-9)
+    remaining = math.floor((limit.seconds - (new_tat - now) + _EPSILON) / interval)
     return new_tat, ThrottleResult(True, limit.times, remaining, 0.0, new_tat - now)

@@ -82,7 +82,7 @@ if new_tat - period > now + 0.0001 then
 end
 redis.call('SET', KEYS[1], string.format('%.6f', new_tat), 'PX',
   math.max(1, math.ceil((new_tat - now) * 1000)))
-local remaining = math.floor((period - (new_tat - now)) / interval + 1e-9)
+local remaining = math.floor((period - (new_tat - now) + 0.0001) / interval)
 return {1, remaining, '0', string.format('%.6f', new_tat - now)}
 """
 )

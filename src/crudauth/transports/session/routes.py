@@ -5,9 +5,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 from fastapi import APIRouter, Depends, Form, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crudauth.errors import InvalidCredentials
 from crudauth.http.errors import http_errors
 from crudauth.http.guards import no_store, refuse_cross_site
+from crudauth.transports.login import check_password, finish_sign_in
 
 if TYPE_CHECKING:
     from crudauth.transports.session.transport import SessionTransport
@@ -39,20 +39,14 @@ def build_session_router(transport: "SessionTransport") -> APIRouter:
             presented = request.cookies.get(transport.cookie_name)
             if presented is not None:
                 await transport.manager.revoke(presented)
-            try:
-                user = await runtime.authenticator.authenticate(db, username, password)
-            except InvalidCredentials as exc:
-                await runtime.hooks.fire(
-                    "on_login_failed",
-                    username,
-                    user=runtime.repo.to_dict(exc.user) if exc.user is not None else None,
-                    reason=exc.reason,
-                    context=runtime.hook_context(request, transport.name),
-                )
-                raise
-            return await transport.complete_login(
-                request, response, user, {"remember_me": remember_me}
+            sign_in = await check_password(
+                runtime, request, db, username, password, transport=transport.name
             )
+            body = await transport.complete_login(
+                request, response, sign_in.user, {"remember_me": remember_me}
+            )
+            await finish_sign_in(runtime, request, response, sign_in)
+            return body
 
     @router.post("/logout")
     async def logout(request: Request, response: Response, db: Db) -> dict[str, str]:

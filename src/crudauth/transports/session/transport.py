@@ -48,6 +48,11 @@ class SessionTransport(Transport):
         csrf_storage_prefix: str = "csrf:",
         storage: SessionStore | None = None,
         management_routes: bool = False,
+        login_max_attempts: int | None = None,
+        login_attempt_window_seconds: float | None = None,
+        login_lockout_base_seconds: float | None = None,
+        login_lockout_max_seconds: float | None = None,
+        on_login_success: Literal["clear_all", "clear_user_only"] | None = None,
     ) -> None:
         if backend not in (None, "memory", "redis", "database"):
             raise ConfigurationError(
@@ -99,6 +104,21 @@ class SessionTransport(Transport):
         )
         self.remember_me_seconds = int(remember)
         self._storage = storage
+        self._lockout = {
+            name: value
+            for name, value in (
+                ("max_attempts", login_max_attempts),
+                ("attempt_window_seconds", login_attempt_window_seconds),
+                ("lockout_base_seconds", login_lockout_base_seconds),
+                ("lockout_max_seconds", login_lockout_max_seconds),
+                ("on_login_success", on_login_success),
+            )
+            if value is not None
+        }
+
+    def lockout_overrides(self) -> dict[str, Any]:
+        """The 0.6-style ``login_*`` lockout settings given to this transport, if any."""
+        return dict(self._lockout)
 
     # -- wiring --------------------------------------------------------------------------------
 

@@ -1,0 +1,115 @@
+"""The login lockout: who is counted, in what order, and what a success gives back.
+
+Threat model
+- Guessing one account from many addresses: the identifier is counted wherever the attempts
+  come from, and the slot is reserved *before* the password is hashed, so N parallel guesses on
+  any number of workers evaluate at most ``max_attempts`` passwords per window.
+- Guessing many accounts from one address: the address (IPv6 by /64) is counted too.
+- Locking a victim out on purpose: a browser that signed in to the account before holds a signed
+  device cookie; for it the identifier lock is replaced by a lock on that device alone, so an
+  attacker holding the account locked does not lock its owner out. The address lock still
+  applies to everyone.
+- Unknown identifiers are counted exactly like known ones, so a lock reveals nothing.
+- The backend being down means no password is checked at all (fail closed).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+from dataclasses import dataclass
+
+from crudauth.clock import Clock
+from crudauth.errors import LockedOut, StoreUnavailable
+from crudauth.identity.identifiers import MAX_EMAIL_LENGTH, canonical_identifier
+from crudauth.keys import KeyRing
+from crudauth.ratelimit.base import RateLimiterBackend
+from crudauth.ratelimit.cas import Contended
+from crudauth.ratelimit.policy import LockoutConfig
+
+SUBJECT_PURPOSE = "lockout-subject"
+
+
+def address_subject(ip: str) -> str:
+    """IPv4 as is, IPv4-mapped IPv6 as IPv4, other IPv6 by its /64 (one customer's block)."""
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """The slots one sign-in attempt holds."""
+
+    ip_key: str | None
+    identifier_key: str
+    subject: str  # the identifier's keyed hash; device cookies list these
+
+    def subject_keys(self) -> list[str]:
+        return [k for k in (self.ip_key, self.identifier_key) if k is not None]
+
+
+class LoginLockout:
+    """Reserve before checking a password; release or clear after a success."""
+
+    def __init__(
+        self, backend: RateLimiterBackend, config: LockoutConfig, keys: KeyRing, clock: Clock
+    ) -> None:
+        self.backend = backend
+        self.config = config
+        self.keys = keys
+        self.clock = clock
+
+    def subject(self, identifier: str) -> str:
+        """A keyed hash of the canonical identifier: raw identifiers are never stored."""
+        if len(identifier) > MAX_EMAIL_LENGTH:  # never NFKC attacker-sized input
+            identifier = hashlib.sha256(identifier.encode("utf-8", "replace")).hexdigest()
+        return self.keys.digest(SUBJECT_PURPOSE, canonical_identifier(identifier))[:32]
+
+    def attempt(self, ip: str | None, identifier: str, device_id: str | None) -> Attempt:
+        subject = self.subject(identifier)
+        ip_key = f"login:ip:{address_subject(ip)}" if ip else None
+        if device_id is not None:
+            identifier_key = f"login:dev:{device_id}:{subject}"
+        else:
+            identifier_key = f"login:user:{subject}"
+        return Attempt(ip_key, identifier_key, subject)
+
+    async def begin(self, ip: str | None, identifier: str, device_id: str | None = None) -> Attempt:
+        """Take a slot on every subject, or raise ``LockedOut`` having taken none."""
+        attempt = self.attempt(ip, identifier, device_id)
+        now = self.clock.now()
+        taken: list[str] = []
+        try:
+            for key in attempt.subject_keys():
+                hard_cap = key == attempt.identifier_key
+                decision = await self.backend.lockout_reserve(
+                    key, self.config, now, hard_cap=hard_cap
+                )
+                if not decision.allowed:
+                    for held in taken:
+                        await self.backend.lockout_release(held, self.config, now, clear=False)
+                    raise LockedOut(decision.retry_after)
+                taken.append(key)
+        except Contended:
+            raise StoreUnavailable("lockout backend contended") from None
+        return attempt
+
+    async def succeeded(self, attempt: Attempt) -> None:
+        """A correct password: the identifier starts afresh; the address gets its slot back
+        (``clear_all``) or keeps it counted (``clear_user_only``)."""
+        now = self.clock.now()
+        await self.backend.lockout_release(attempt.identifier_key, self.config, now, clear=True)
+        if attempt.ip_key is not None and self.config.on_login_success == "clear_all":
+            await self.backend.lockout_release(attempt.ip_key, self.config, now, clear=False)
+
+    async def clear(self, identifier: str) -> None:
+        """Forget an identifier's failures and lock (after a password reset, or by an admin)."""
+        key = f"login:user:{self.subject(identifier)}"
+        await self.backend.lockout_release(key, self.config, self.clock.now(), clear=True)

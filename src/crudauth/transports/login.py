@@ -1,0 +1,93 @@
+"""The password sign-in every transport shares: throttle, lockout, check, hooks, device cookie.
+
+Order matters and is the security argument:
+1. the per-address volume throttle (cheap, fails closed);
+2. a lockout slot on the address and on the identifier, reserved *before* any hashing;
+3. exactly one password verification, whatever the account's state;
+4. on success the identifier starts afresh and this browser gets a signed device cookie that
+   exempts it from its identifier's lock next time.
+"""
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.requests import Request
+from starlette.responses import Response
+
+from crudauth.errors import InvalidCredentials, LockedOut
+from crudauth.ratelimit.lockout import Attempt
+from crudauth.runtime import AuthRuntime
+
+
+@dataclass(frozen=True)
+class PasswordSignIn:
+    """A verified user and the lockout slots its attempt still holds."""
+
+    user: Any
+    attempt: Attempt
+
+
+def device_cookie_name(runtime: AuthRuntime) -> str:
+    # __Host- pins the cookie to this exact origin when it can be Secure with Path=/.
+    secure_root = runtime.cookies.secure and runtime.cookies.path == "/"
+    return "__Host-crudauth_device" if secure_root else "crudauth_device"
+
+
+async def check_password(
+    runtime: AuthRuntime,
+    request: Request,
+    db: AsyncSession,
+    identifier: str,
+    password: str,
+    *,
+    transport: str,
+) -> PasswordSignIn:
+    """Verify a password sign-in under the throttle and the lockout; raise on refusal."""
+    ip = runtime.client_ip(request)
+    context = runtime.hook_context(request, transport)
+    await runtime.throttles.hit("login_ip", ip or "no-address")
+    device = runtime.devices.read(request.cookies.get(device_cookie_name(runtime)))
+    subject = runtime.lockout.subject(identifier)
+    device_id = device.device_id if device and subject in device.subjects else None
+    try:
+        attempt = await runtime.lockout.begin(ip, identifier, device_id)
+    except LockedOut as exc:
+        await runtime.hooks.fire(
+            "on_lockout", identifier, retry_after=exc.retry_after, context=context
+        )
+        raise
+    try:
+        user = await runtime.authenticator.authenticate(db, identifier, password)
+    except InvalidCredentials as exc:
+        await runtime.hooks.fire(
+            "on_login_failed",
+            identifier,
+            user=runtime.repo.to_dict(exc.user) if exc.user is not None else None,
+            reason=exc.reason,
+            context=context,
+        )
+        raise
+    return PasswordSignIn(user, attempt)
+
+
+async def finish_sign_in(
+    runtime: AuthRuntime, request: Request, response: Response, sign_in: PasswordSignIn
+) -> None:
+    """Release the lockout slots and remember this browser for the identifier."""
+    await runtime.lockout.succeeded(sign_in.attempt)
+    if not runtime.lockout.config.device_cookie:
+        return
+    name = device_cookie_name(runtime)
+    token = runtime.devices.issue(
+        runtime.devices.read(request.cookies.get(name)), sign_in.attempt.subject
+    )
+    response.set_cookie(
+        name,
+        token,
+        max_age=int(runtime.devices.lifetime),
+        path=runtime.cookies.path,
+        secure=runtime.cookies.secure,
+        httponly=True,
+        samesite=runtime.cookies.samesite,
+    )
