@@ -30,7 +30,13 @@ from crudauth.principal import Principal
 from crudauth.ratelimit.base import RateLimiterBackend
 from crudauth.ratelimit.device import DeviceTokens
 from crudauth.ratelimit.lockout import LoginLockout
-from crudauth.ratelimit.policy import LockoutConfig, RateLimit, merge_rate_limits
+from crudauth.ratelimit.policy import (
+    KeyBy,
+    LockoutConfig,
+    RateLimit,
+    RateLimitResolver,
+    merge_rate_limits,
+)
 from crudauth.ratelimit.throttle import Throttles
 from crudauth.register.router import build_register_route
 from crudauth.register.schemas import RegisterIn, UsernameRegisterIn
@@ -39,6 +45,7 @@ from crudauth.runtime import AuthRuntime
 from crudauth.storage.base import KeyValueStore
 from crudauth.storage.database import DatabaseStore
 from crudauth.transports.base import Transport
+from crudauth.transports.ratelimiting import KeyFunc, build_rate_limit
 from crudauth.transports.resolution import Check, PrincipalResolver
 from crudauth.transports.session.manager import SessionManager
 from crudauth.transports.session.transport import SessionTransport
@@ -327,6 +334,24 @@ class CRUDAuth:
             transport=transport,
             check=check,
         )
+
+    def rate_limit(
+        self,
+        action: str,
+        limit: RateLimit | RateLimitResolver | None = None,
+        *,
+        key: KeyBy | KeyFunc = KeyBy.IP,
+        transport: str | None = None,
+    ) -> Callable[..., Any]:
+        """A dependency that throttles a route under ``action``'s limit (or ``limit``)."""
+        return build_rate_limit(
+            self.runtime, self._resolver, action, limit, key=key, transport=transport
+        )
+
+    @property
+    def rate_limits(self) -> dict[str, RateLimit]:
+        """Every action's limit after ``rate_limits=`` was merged over the defaults."""
+        return dict(self.runtime.throttles.limits)
 
     async def authenticate_password(
         self,

@@ -10,11 +10,14 @@ from __future__ import annotations
 import enum
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import asdict, dataclass, replace
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 from crudauth.errors import ConfigurationError
+
+RateLimitResolver = Callable[[Any, Any], "RateLimit | Awaitable[RateLimit | None] | None"]
+"""``(request, principal) -> RateLimit | None``, sync or async: a limit chosen per request."""
 
 
 class KeyBy(str, enum.Enum):

@@ -25,8 +25,9 @@ def build_register_route(service: RegistrationService, schema: type[BaseModel]) 
         with http_errors():
             payload = body.model_dump()
             password = payload.pop("password")
+            context = runtime.hook_context(request, "register")
             user = await service.register(
-                db, payload, password, runtime.hook_context(request, "register")
+                db, payload, password, context, client_ip=context.ip_address
             )
             return {
                 "id": repo.user_id(user),

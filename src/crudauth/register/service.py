@@ -89,7 +89,13 @@ class RegistrationService:
         return {k: v for k, v in values.items() if repo.logical_name(k) not in owned}
 
     async def register(
-        self, db: AsyncSession, payload: Mapping[str, Any], password: str, context: HookContext
+        self,
+        db: AsyncSession,
+        payload: Mapping[str, Any],
+        password: str,
+        context: HookContext,
+        *,
+        client_ip: str | None = None,
     ) -> Any:
         runtime, repo = self.runtime, self.runtime.repo
         raw_email = payload.get("email")
@@ -113,6 +119,8 @@ class RegistrationService:
         if isinstance(raw_email, str):
             limit = min(repo.max_length("email") or MAX_EMAIL_LENGTH, MAX_EMAIL_LENGTH)
             values["email"] = canonical_email(clean_identifier(raw_email, "email", limit))
+        # Counted only once the request is valid (the reference's order), before any hashing.
+        await runtime.throttles.hit("register", client_ip or "no-address")
         values["hashed_password"] = await runtime.hasher.hash_async(password)
         await self._ensure_unique(db, values)
         values.update(self.new_user_defaults)
