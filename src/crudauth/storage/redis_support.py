@@ -18,8 +18,10 @@ logger = logging.getLogger("crudauth")
 
 MIN_REDIS_VERSION = (7, 0)
 DEFAULT_URL = "redis://localhost:6379/0"
-# Auth must answer quickly or fail closed; a hung Redis must not hang every request.
-SOCKET_TIMEOUT = 0.5
+# Auth must answer quickly or fail closed; a hung Redis must not hang every request. The clock
+# runs while the event loop is busy with other requests too, so a timeout much below a second
+# turns ordinary load spikes into spurious 503s.
+SOCKET_TIMEOUT = 2.0
 
 
 def client_from_url(url: str | None) -> Any:

@@ -1,0 +1,181 @@
+"""Lockout and throttles across four server processes sharing one Redis (SECURITY.md §3)."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import httpx
+import pytest
+import redis
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from tests.apps.common import Base
+from tests.conftest import POSTGRES_URL
+from tests.multiworker import Workers, cookie_header, session_cookies, together
+
+pytestmark = [pytest.mark.redis, pytest.mark.postgres]
+
+PASSWORD = "correct horse battery staple"
+REDIS_URL = "redis://127.0.0.1:6379/0"
+THRESHOLD = 5  # LockoutConfig().max_attempts
+
+
+@pytest.fixture(scope="module")
+def counter_key() -> str:
+    return f"crudauth-test:verifications:{uuid.uuid4().hex}"
+
+
+@pytest.fixture(scope="module")
+def workers(counter_key: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workers]:
+    schema = f"crudauth_lock_{uuid.uuid4().hex[:10]}"
+
+    async def run(statement: str, create: bool = False) -> None:
+        engine = create_async_engine(POSTGRES_URL)
+        async with engine.begin() as conn:
+            await conn.execute(text(statement))
+            if create:
+                await conn.execute(text(f"SET search_path TO {schema}"))
+                await conn.run_sync(Base.metadata.create_all)
+        await engine.dispose()
+
+    asyncio.run(run(f"CREATE SCHEMA {schema}", create=True))
+    env = {
+        "DATABASE_URL": POSTGRES_URL,
+        "DATABASE_SCHEMA": schema,
+        "REDIS_URL": REDIS_URL,
+        "SECRET_KEY": secrets.token_urlsafe(48),
+        "HASH_COUNTER_KEY": counter_key,
+    }
+    pool = Workers("tests.apps.lockout_app:app", env, count=4)
+    pool.start(tmp_path_factory.mktemp("lockout-workers"))
+    yield pool
+    pool.stop()
+    asyncio.run(run(f"DROP SCHEMA {schema} CASCADE"))
+
+
+@pytest.fixture
+async def clients(workers: Workers) -> AsyncIterator[list[httpx.AsyncClient]]:
+    pool = [httpx.AsyncClient(base_url=url, timeout=20) for url in workers.urls()]
+    yield pool
+    for client in pool:
+        await client.aclose()
+
+
+@pytest.fixture
+def verifications(counter_key: str) -> Iterator[callable]:
+    sync = redis.Redis.from_url(REDIS_URL)
+    sync.delete(counter_key)
+
+    def read() -> int:
+        return int(sync.get(counter_key) or 0)
+
+    yield read
+    sync.delete(counter_key)
+    sync.close()
+
+
+def _address() -> str:
+    # Documentation range (RFC 5737): only a header value, never a network target.
+    return f"198.51.100.{secrets.randbelow(250) + 1}"
+
+
+async def _account(client: httpx.AsyncClient) -> str:
+    name = f"u{uuid.uuid4().hex[:12]}"
+    body = {"username": name, "email": f"{name}@example.com", "password": PASSWORD}
+    r = await client.post("/register", json=body, headers={"X-Forwarded-For": _address()})
+    assert r.status_code == 200, r.text
+    return name
+
+
+def _login(client: httpx.AsyncClient, name: str, password: str, address: str, **headers: str):
+    return lambda: client.post(
+        "/login",
+        data={"username": name, "password": password},
+        headers={"X-Forwarded-For": address, **headers},
+    )
+
+
+async def test_parallel_guessing_evaluates_at_most_the_threshold(clients, verifications):
+    for _ in range(3):
+        name = await _account(clients[0])
+        before = verifications()
+        addresses = [f"203.0.113.{i}" for i in range(1, 51)]
+        calls = [
+            _login(clients[i % 4], name, f"wrong-{i}", addresses[i % 50]) for i in range(200)
+        ]
+        answers = await together(calls)
+        evaluated = verifications() - before
+        assert evaluated <= THRESHOLD, evaluated
+        codes = sorted(a.status_code for a in answers)
+        assert codes == [401] * evaluated + [429] * (200 - evaluated), {
+            c: codes.count(c) for c in set(codes)
+        }
+        # Even the right password now gets the lock answer, without being checked.
+        locked = await _login(clients[3], name, PASSWORD, _address())()
+        assert locked.status_code == 429 and int(locked.headers["Retry-After"]) > 0
+        assert verifications() - before == evaluated
+
+
+async def test_the_right_password_hidden_in_a_burst_wins_only_inside_the_threshold(
+    clients, verifications
+):
+    for _ in range(3):
+        name = await _account(clients[0])
+        before = verifications()
+        calls = [_login(clients[i % 4], name, f"wrong-{i}", _address()) for i in range(25)]
+        calls.append(_login(clients[1], name, PASSWORD, _address()))
+        answers = await together(calls)
+        evaluated = verifications() - before
+        assert evaluated <= THRESHOLD
+        right = answers[-1].status_code
+        assert right in (200, 429)
+        # A success frees its slot and clears the identifier: at most one more evaluation.
+        assert sum(a.status_code != 429 for a in answers) == evaluated
+
+
+async def test_n_workers_times_m_requests_allow_exactly_the_limit(clients, workers):
+    bucket = f"192.0.2.{secrets.randbelow(250) + 1}"
+    for round_ in range(3):
+        redis.Redis.from_url(REDIS_URL).delete(f"crudauth:rl:t:burst:ip:{bucket}")
+        calls = [
+            lambda c=c: c.get("/_test/limited", headers={"X-Forwarded-For": bucket})
+            for c in clients * 10
+        ]
+        answers = await together(calls)
+        assert sum(a.status_code == 200 for a in answers) == 10, round_
+        assert all(a.status_code in (200, 429) for a in answers)
+        assert all("Retry-After" in a.headers for a in answers if a.status_code == 429)
+
+
+async def test_a_spoofed_forwarded_for_from_an_untrusted_peer_changes_nothing(clients):
+    bucket = f"192.0.2.{secrets.randbelow(250) + 1}"
+    redis.Redis.from_url(REDIS_URL).delete(f"crudauth:rl:t:burst:ip:{bucket}")
+    # One trusted hop: the proxy's own view (the rightmost entry) is the client; anything the
+    # client wrote further left is ignored, so rotating it does not get a fresh bucket.
+    calls = [
+        lambda c=c, i=i: c.get(
+            "/_test/limited", headers={"X-Forwarded-For": f"10.9.{i}.1, {bucket}"}
+        )
+        for i, c in enumerate(clients * 5)
+    ]
+    answers = await together(calls)
+    assert sum(a.status_code == 200 for a in answers) == 10
+
+
+async def test_a_known_browser_signs_in_while_an_attacker_holds_the_account_locked(clients):
+    name = await _account(clients[0])
+    home = "198.51.100.77"
+    first = await _login(clients[0], name, PASSWORD, home)()
+    assert first.status_code == 200
+    device = {k: v for k, v in session_cookies(first).items() if "device" in k}
+    assert device, "no device cookie was issued"
+    attack = [_login(clients[i % 4], name, f"guess-{i}", f"203.0.113.{i}") for i in range(30)]
+    await together(attack)
+    stranger = await _login(clients[1], name, PASSWORD, "198.51.100.200")()
+    assert stranger.status_code == 429  # the account is locked for everyone else
+    owner = await _login(clients[2], name, PASSWORD, home, **cookie_header(device))()
+    assert owner.status_code == 200, owner.text  # ...but not for the browser it knows
