@@ -41,7 +41,7 @@ from crudauth.register import (
     REGISTRATION_GATED_FIELDS,
     NewUserContext,
 )
-from crudauth.transports import AuthContext, SessionTransport, Transport
+from crudauth.transports import AuthContext, BearerTransport, SessionTransport, Transport
 from crudauth.transports.session import SessionManager
 
 __version__ = "0.1.0"
@@ -53,6 +53,7 @@ __all__ = [
     "AuthHooks",
     "AuthUserMixin",
     "BadRequestException",
+    "BearerTransport",
     "CRUDAuth",
     "CSRFException",
     "Clock",

@@ -46,6 +46,8 @@ class Purpose:
     SESSION_ID: Final = "session-id"
     SESSION_HANDLE: Final = "session-handle"
     CSRF: Final = "csrf"
+    ACCESS_TOKEN: Final = "access-token"  # noqa: S105 - a label, not a secret
+    REFRESH_TOKEN: Final = "refresh-token"  # noqa: S105 - a label, not a secret
 
 
 def _as_bytes(secret: str | bytes) -> bytes:

@@ -1,0 +1,116 @@
+"""``POST /token``, ``POST /refresh``, the cookie-mode ``POST /logout`` and the JWKS."""
+
+from typing import TYPE_CHECKING, Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Form, Request, Response
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crudauth.exceptions import UnauthorizedException
+from crudauth.http.errors import http_errors
+from crudauth.http.guards import no_store, refuse_cross_site
+from crudauth.transports.bearer.tokens import InvalidToken
+from crudauth.transports.bearer.transport import unauthorized
+from crudauth.transports.login import check_password, finish_sign_in
+
+if TYPE_CHECKING:
+    from crudauth.transports.bearer.transport import BearerTransport
+
+REFRESH_MISSING = "Refresh token missing"
+REFRESH_INVALID = "Invalid or expired refresh token"
+
+
+class RefreshIn(BaseModel):
+    refresh_token: str | None = None
+
+
+def _cleared(transport: "BearerTransport") -> dict[str, str]:
+    """The ``Set-Cookie`` header that deletes the refresh cookie."""
+    scratch = Response()
+    transport.clear_cookies(scratch)
+    return {"set-cookie": scratch.headers["set-cookie"]}
+
+
+def build_bearer_router(transport: "BearerTransport") -> APIRouter:
+    runtime = transport.runtime
+    router = APIRouter(tags=["auth"])
+    private = [Depends(no_store)]
+    Db = Annotated[AsyncSession, Depends(runtime.session_dependency)]
+    cookie_mode = transport.refresh_mode == "cookie"
+
+    @router.post("/token", dependencies=private)
+    async def token(
+        request: Request,
+        response: Response,
+        db: Db,
+        username: Annotated[str, Form()],
+        password: Annotated[str, Form()],
+        remember_me: Annotated[bool, Form()] = False,
+        scope: Annotated[str, Form()] = "",
+        client_id: Annotated[str | None, Form()] = None,
+        client_secret: Annotated[str | None, Form()] = None,
+        grant_type: Annotated[str | None, Form()] = None,
+    ) -> dict[str, Any]:
+        """Exchange a username (or email) and password for an access and a refresh token."""
+        with http_errors():
+            if cookie_mode:
+                # The refresh cookie would land in the victim's browser: login CSRF.
+                refuse_cross_site(request)
+            sign_in = await check_password(
+                runtime, request, db, username, password, transport=transport.name
+            )
+            body = await transport.complete_login(
+                request, response, sign_in.user, {"scopes": scope.split()}
+            )
+            await finish_sign_in(runtime, request, response, sign_in)
+            return body
+
+    @router.post("/refresh", dependencies=private)
+    async def refresh(
+        request: Request,
+        response: Response,
+        db: Db,
+        body: Annotated[RefreshIn | None, Body()] = None,
+    ) -> dict[str, Any]:
+        """Trade a refresh token for a new pair; the spent one is dead from now on."""
+        presented = transport.read_refresh(request, body.refresh_token if body else None)
+        if presented is None:
+            raise UnauthorizedException(REFRESH_MISSING, headers={"WWW-Authenticate": "Bearer"})
+        from_cookie = presented == request.cookies.get(transport.refresh_cookie_name)
+        with http_errors():
+            if from_cookie:
+                refuse_cross_site(request)
+            try:
+                result = await transport.refresh(db, presented, request)
+            except InvalidToken:
+                error = unauthorized(REFRESH_INVALID, "invalid_refresh_token")
+                if from_cookie:
+                    # A dead refresh cookie is useless to keep; the error response drops it.
+                    error.headers = {**(error.headers or {}), **_cleared(transport)}
+                raise error from None
+        answer = dict(result.tokens)
+        if from_cookie:
+            transport.set_refresh_cookie(response, answer.pop("refresh_token"), result.expires_at)
+        return answer
+
+    if cookie_mode and not transport.sibling_session:
+
+        @router.post("/logout", dependencies=private)
+        async def logout(request: Request, response: Response) -> dict[str, str]:
+            """Revoke this browser's refresh-token family and clear its cookie."""
+            with http_errors():
+                refuse_cross_site(request)
+                presented = request.cookies.get(transport.refresh_cookie_name)
+                if presented:
+                    await transport.revoke_refresh_token(presented)
+                transport.clear_cookies(response)
+                return {"detail": "Logged out"}
+
+    if transport.algorithm != "HS256":
+
+        @router.get("/.well-known/jwks.json")
+        async def jwks() -> dict[str, list[dict[str, str]]]:
+            """The public keys that verify this server's access tokens."""
+            return transport.jwks()
+
+    return router

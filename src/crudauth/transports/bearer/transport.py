@@ -1,0 +1,405 @@
+"""``BearerTransport``: JWT access tokens in ``Authorization: Bearer``, rotating refresh tokens."""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from fastapi import APIRouter
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.requests import Request
+from starlette.responses import Response
+
+from crudauth.config import CookieConfig
+from crudauth.errors import ConfigurationError
+from crudauth.exceptions import UnauthorizedException
+from crudauth.keys import Purpose
+from crudauth.principal import Principal
+from crudauth.runtime import AuthRuntime
+from crudauth.transports.base import AuthContext, Transport
+from crudauth.transports.bearer.families import Outcome, Presented, RefreshFamilies
+from crudauth.transports.bearer.options import COOKIE_NAME, positive, scope_set, within
+from crudauth.transports.bearer.signing import (
+    ALGORITHMS,
+    Algorithm,
+    KeySet,
+    asymmetric_keyset,
+    hmac_keyset,
+)
+from crudauth.transports.bearer.tokens import (
+    InvalidToken,
+    TokenRules,
+    TokenType,
+    create_access_token,
+    create_refresh_token,
+    new_token_id,
+    verify_token,
+)
+from crudauth.transports.session.transport import SessionTransport, build_principal
+
+RefreshMode = Literal["cookie", "body"]
+DAY = 86400
+INVALID_TOKEN = "Invalid token"  # noqa: S105 - an error text, not a secret
+TOKEN_TYPE = "bearer"  # noqa: S105 - the OAuth 2.0 token_type, not a secret
+#: RFC 6750 §3: every 401 for a bad bearer token says so in ``WWW-Authenticate``.
+CHALLENGE = 'Bearer error="invalid_token"'
+
+
+def unauthorized(detail: str = INVALID_TOKEN, code: str = "invalid_token") -> UnauthorizedException:
+    """The 401 for a bearer credential that is present but unacceptable."""
+    return UnauthorizedException(
+        detail,
+        headers={"WWW-Authenticate": CHALLENGE, "X-Error-Code": code, "Cache-Control": "no-store"},
+    )
+
+
+class IssuedTokens(dict[str, Any]):
+    """``{access_token, token_type, refresh_token}``: a plain dict that may also be awaited.
+
+    ``issue_tokens`` is synchronous, as in the API crudauth is compatible with, but code
+    written for async variants of that API says ``await auth.issue_tokens(user)``. Awaiting
+    this dict simply returns it, so both spellings work.
+    """
+
+    def __await__(self) -> Generator[Any, None, IssuedTokens]:
+        yield from ()
+        return self
+
+
+@dataclass(frozen=True)
+class RefreshedTokens:
+    """The result of one successful ``/refresh``."""
+
+    user: Any
+    tokens: IssuedTokens
+    expires_at: float
+
+
+class BearerTransport(Transport):
+    """Short-lived JWT access tokens and rotating, family-tracked refresh tokens."""
+
+    name = "bearer"
+
+    def __init__(
+        self,
+        *,
+        access_ttl: float = 900,
+        refresh_ttl_days: float = 30,
+        refresh: RefreshMode = "cookie",
+        default_scopes: Iterable[str] | None = None,
+        grantable_scopes: Iterable[str] | None = None,
+        refresh_cookie_name: str = "refresh_token",
+        refresh_cookie_path: str | None = None,
+        cookies: CookieConfig | None = None,
+        issuer: str = "crudauth",
+        audience: str = "crudauth",
+        refresh_idle_days: float = 14,
+        reuse_grace_seconds: float = 0,
+        leeway_seconds: float = 10,
+        algorithm: Algorithm = "HS256",
+        signing_key: Any = None,
+        verification_keys: Sequence[Any] = (),
+    ) -> None:
+        self.access_ttl = positive(access_ttl, "access_ttl", maximum=DAY)
+        self.refresh_ttl = positive(refresh_ttl_days, "refresh_ttl_days", maximum=365) * DAY
+        # An idle window longer than the absolute one changes nothing, so it is capped (the
+        # reference's BearerTransport(refresh_ttl_days=7) must keep working).
+        idle = positive(refresh_idle_days, "refresh_idle_days", maximum=365) * DAY
+        self.refresh_idle = min(idle, self.refresh_ttl)
+        self.reuse_grace = within(reuse_grace_seconds, "reuse_grace_seconds", 0, 60)
+        self.leeway = within(leeway_seconds, "leeway_seconds", 0, 30)
+        if refresh not in ("cookie", "body"):
+            raise ConfigurationError(f"refresh={refresh!r}: use 'cookie' or 'body'")
+        self.refresh_mode: RefreshMode = refresh
+        self.default_scopes = scope_set(default_scopes, "default_scopes")
+        self.grantable_scopes = (
+            self.default_scopes
+            if grantable_scopes is None
+            else scope_set(grantable_scopes, "grantable_scopes")
+        )
+        if not self.default_scopes <= self.grantable_scopes:
+            raise ConfigurationError("default_scopes must be a subset of grantable_scopes")
+        if not isinstance(refresh_cookie_name, str) or not COOKIE_NAME.match(refresh_cookie_name):
+            raise ConfigurationError(f"refresh_cookie_name={refresh_cookie_name!r} is not valid")
+        if refresh_cookie_path is not None and (
+            not str(refresh_cookie_path).startswith("/")
+            or any(c in str(refresh_cookie_path) for c in ";\r\n")
+        ):
+            raise ConfigurationError("refresh_cookie_path must be an absolute path")
+        if cookies is not None and not isinstance(cookies, CookieConfig):
+            raise ConfigurationError("cookies must be a CookieConfig")
+        for label, value in (("issuer", issuer), ("audience", audience)):
+            if not isinstance(value, str) or not value.strip():
+                raise ConfigurationError(f"{label} must be a non-empty string")
+        if algorithm not in ALGORITHMS:
+            raise ConfigurationError(f"algorithm={algorithm!r}: use one of {list(ALGORITHMS)}")
+        if algorithm == "HS256" and (signing_key is not None or verification_keys):
+            raise ConfigurationError(
+                "HS256 keys come from SECRET_KEY; signing_key needs EdDSA/ES256"
+            )
+        self.algorithm: Algorithm = algorithm
+        self._public_keys: KeySet | None = (
+            None
+            if algorithm == "HS256"
+            else asymmetric_keyset(algorithm, self._required(signing_key), verification_keys)
+        )
+        self.refresh_cookie_name = refresh_cookie_name
+        self.refresh_cookie_path = refresh_cookie_path
+        self._cookie_config = cookies
+        self.rules = TokenRules(issuer=issuer, audience=audience, leeway=self.leeway)
+        self.sibling_session = False
+
+    @staticmethod
+    def _required(signing_key: Any) -> Any:
+        if signing_key is None:
+            raise ConfigurationError("algorithm='EdDSA'/'ES256' needs signing_key=")
+        return signing_key
+
+    # -- wiring --------------------------------------------------------------------------------
+
+    def bind(self, runtime: AuthRuntime) -> None:
+        super().bind(runtime)
+        self.cookies = self._cookie_config or runtime.cookies
+        if self.refresh_mode == "cookie" and self.cookies.samesite == "none":
+            raise ConfigurationError("SameSite=None is refused for the refresh cookie")
+        path = self.refresh_cookie_path or self.cookies.path
+        if self.refresh_cookie_name.startswith("__Host-") and (
+            not self.cookies.secure or path != "/"
+        ):
+            raise ConfigurationError("a '__Host-' refresh cookie needs secure=True and path='/'")
+        self.access_keys = self._public_keys or hmac_keyset(runtime.keys, Purpose.ACCESS_TOKEN)
+        # Refresh tokens are only ever read by this server: always a secret key of their own.
+        self.refresh_keys = hmac_keyset(runtime.keys, Purpose.REFRESH_TOKEN)
+        self.families = RefreshFamilies(
+            runtime.tokens, runtime.clock, grace_seconds=self.reuse_grace, leeway=self.leeway
+        )
+
+    def attach(self, siblings: Sequence[Transport]) -> None:
+        self.sibling_session = any(isinstance(t, SessionTransport) for t in siblings)
+
+    def router(self) -> APIRouter:
+        from crudauth.transports.bearer.routes import build_bearer_router
+
+        return build_bearer_router(self)
+
+    def jwks(self) -> dict[str, list[dict[str, str]]]:
+        """The public verification keys (an empty set with HS256, whose keys are secret)."""
+        return self.access_keys.jwks()
+
+    # -- minting -------------------------------------------------------------------------------
+
+    def clamp_scopes(self, requested: Iterable[str] | None) -> frozenset[str]:
+        """The requested scopes (or the defaults) that may be granted."""
+        wanted = frozenset(requested) if requested else self.default_scopes
+        return wanted & self.grantable_scopes
+
+    def _identity(self, user: Any) -> tuple[str, int]:
+        repo = self.runtime.repo
+        return str(repo.user_id(user)), int(repo.value(user, "token_version", 0) or 0)
+
+    def access_token(self, user: Any, scopes: Iterable[str] = ()) -> str:
+        """A signed access token for ``user`` carrying ``scopes`` (already clamped)."""
+        subject, version = self._identity(user)
+        return create_access_token(
+            self.access_keys,
+            self.rules,
+            subject=subject,
+            version=version,
+            scopes=scopes,
+            now=self.runtime.clock.now(),
+            ttl=self.access_ttl,
+        )
+
+    def _member(
+        self,
+        user: Any,
+        scopes: Iterable[str],
+        family: str,
+        generation: int,
+        started: float,
+        jti: str,
+    ) -> tuple[str, float]:
+        now = self.runtime.clock.now()
+        expires_at = min(now + self.refresh_idle, started + self.refresh_ttl)
+        subject, version = self._identity(user)
+        token = create_refresh_token(
+            self.refresh_keys,
+            self.rules,
+            subject=subject,
+            version=version,
+            scopes=scopes,
+            now=now,
+            expires_at=expires_at,
+            family=family,
+            generation=generation,
+            family_started=started,
+            jti=jti,
+        )
+        return token, expires_at
+
+    def issue_tokens(
+        self, user: Any, *, scopes: Iterable[str] | None = None, response: Response | None = None
+    ) -> IssuedTokens:
+        """Mint an access token and the first refresh token of a new family (no store write).
+
+        With ``response`` in cookie mode, the refresh token goes into the HttpOnly cookie and
+        is left out of the returned dict.
+        """
+        granted = self.clamp_scopes(scopes)
+        started = int(self.runtime.clock.now())
+        refresh, expires_at = self._member(
+            user, granted, new_token_id(), 0, started, new_token_id()
+        )
+        result = IssuedTokens(
+            access_token=self.access_token(user, granted),
+            token_type=TOKEN_TYPE,
+            refresh_token=refresh,
+        )
+        if response is not None and self.refresh_mode == "cookie":
+            self.set_refresh_cookie(response, result.pop("refresh_token"), expires_at)
+        return result
+
+    # -- requests ------------------------------------------------------------------------------
+
+    async def authenticate(self, request: Request, ctx: AuthContext) -> Principal | None:
+        header = request.headers.get("authorization")
+        if header is None:
+            return None
+        scheme, _, token = header.strip().partition(" ")
+        if scheme.lower() != "bearer":
+            return None  # another scheme is another transport's business
+        try:
+            claims = verify_token(
+                token.strip(),
+                self.access_keys,
+                TokenType.ACCESS,
+                rules=self.rules,
+                now=ctx.runtime.clock.now(),
+            )
+            user = await self._live_user(ctx.db, claims)
+        except InvalidToken:
+            raise unauthorized() from None
+        return build_principal(
+            ctx.runtime,
+            user,
+            self.name,
+            {"jti": claims["jti"], "expires_at": claims["exp"], "token_type": "access"},
+            scopes=frozenset(claims["scopes"]) & self.grantable_scopes,
+        )
+
+    async def _live_user(self, db: AsyncSession, claims: Mapping[str, Any]) -> Any:
+        """The active user a token names, still at the token's version; else ``InvalidToken``."""
+        repo = self.runtime.repo
+        user = await repo.get(db, claims["sub"])
+        if user is None or not repo.value(user, "is_active", True):
+            raise InvalidToken("account gone or disabled")
+        if int(repo.value(user, "token_version", 0) or 0) != claims["ver"]:
+            raise InvalidToken("credentials changed since the token was issued")
+        return user
+
+    async def complete_login(
+        self, request: Request, response: Response, user: Any, options: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        runtime = self.runtime
+        tokens = self.issue_tokens(user, scopes=options.get("scopes"), response=response)
+        await runtime.hooks.fire(
+            "on_after_login",
+            runtime.repo.to_dict(user),
+            request=request,
+            context=runtime.hook_context(request, self.name),
+        )
+        return dict(tokens)
+
+    def read_refresh(self, request: Request, body_token: str | None = None) -> str | None:
+        """The presented refresh token: the cookie first, then (body mode) the JSON body."""
+        cookie = request.cookies.get(self.refresh_cookie_name)
+        if cookie:
+            return cookie
+        if self.refresh_mode == "body" and body_token:
+            return body_token
+        return None
+
+    async def refresh(
+        self, db: AsyncSession, token: str, request: Request | None = None
+    ) -> RefreshedTokens:
+        """Rotate ``token`` into a new pair, or raise ``InvalidToken``.
+
+        A spent token revokes its whole family. A token-version bump (password change, reset,
+        sign-out everywhere) or a disabled account refuses the refresh outright.
+        """
+        runtime = self.runtime
+        claims = verify_token(
+            token, self.refresh_keys, TokenType.REFRESH, rules=self.rules, now=runtime.clock.now()
+        )
+        user = await self._live_user(db, claims)
+        scopes = frozenset(claims["scopes"]) & self.grantable_scopes
+        started = float(claims["fst"])
+        jti = new_token_id()
+        new_token, expires_at = self._member(
+            user, scopes, claims["fam"], claims["gen"] + 1, started, jti
+        )
+        outcome = await self.families.rotate(
+            Presented(claims["fam"], claims["jti"], claims["gen"], claims["sub"]),
+            new_jti=jti,
+            new_expires_at=expires_at,
+            family_ends_at=started + self.refresh_ttl,
+        )
+        if outcome is Outcome.REUSED:
+            await runtime.hooks.fire(
+                "on_refresh_reuse",
+                runtime.repo.to_dict(user),
+                request=request,
+                context=runtime.hook_context(request, self.name),
+            )
+        if outcome is not Outcome.ROTATED:
+            raise InvalidToken(f"refresh refused: {outcome.value}")
+        tokens = IssuedTokens(
+            access_token=self.access_token(user, scopes),
+            token_type=TOKEN_TYPE,
+            refresh_token=new_token,
+        )
+        return RefreshedTokens(user, tokens, expires_at)
+
+    async def revoke_refresh_token(self, token: str) -> bool:
+        """Revoke the family of ``token`` (sign-out for this device).
+
+        False if the token is invalid or expired: an expired member means its family has
+        already lapsed (a family record never outlives its live member), so nothing is left.
+        """
+        runtime = self.runtime
+        now = runtime.clock.now()
+        try:
+            claims = verify_token(
+                token, self.refresh_keys, TokenType.REFRESH, rules=self.rules, now=now
+            )
+        except InvalidToken:
+            return False
+        await self.families.revoke(claims["fam"], float(claims["fst"]) + self.refresh_ttl)
+        return True
+
+    # -- cookies -------------------------------------------------------------------------------
+
+    def set_refresh_cookie(self, response: Response, token: str, expires_at: float) -> None:
+        config = self.cookies
+        response.set_cookie(
+            self.refresh_cookie_name,
+            token,
+            max_age=max(1, int(expires_at - self.runtime.clock.now())),
+            path=self.refresh_cookie_path or config.path,
+            secure=config.secure,
+            httponly=True,
+            samesite=config.samesite,
+        )
+
+    def clear_cookies(self, response: Response) -> None:
+        if self.refresh_mode != "cookie":
+            return
+        config = self.cookies
+        response.delete_cookie(
+            self.refresh_cookie_name,
+            path=self.refresh_cookie_path or config.path,
+            secure=config.secure,
+            httponly=True,
+            samesite=config.samesite,
+        )
