@@ -86,6 +86,23 @@ def _engine(url: str) -> AsyncEngine:
 
 PG_SCHEMA = f"crudauth_test_{os.getpid()}"
 
+# Each test process gets its own Redis database (1-15), flushed when the run starts, so that
+# counters left by an earlier run (a register throttle, a lockout) never leak into this one.
+REDIS_TEST_DB = int(os.environ.get("CRUDAUTH_TEST_REDIS_DB", 1 + os.getpid() % 15))
+REDIS_TEST_URL = f"redis://127.0.0.1:6379/{REDIS_TEST_DB}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _fresh_redis_database() -> None:
+    import redis
+
+    try:
+        client = redis.Redis.from_url(REDIS_TEST_URL, socket_connect_timeout=1)
+        client.flushdb()
+        client.close()
+    except redis.RedisError:
+        pass  # no server: the redis-marked tests will fail loudly on their own
+
 
 @pytest.fixture(scope="session", autouse=True)
 def _postgres_schema() -> Iterator[None]:

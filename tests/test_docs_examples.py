@@ -9,7 +9,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import importlib
+import logging
 import secrets
+import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -20,11 +22,15 @@ from typing import Any
 import bcrypt
 import httpx
 import pytest
+from redis.asyncio import Redis
 from sqlalchemy import select, update
 
 from crudauth import ConfigurationError
+from crudauth.errors import StoreUnavailable
+from tests.conftest import REDIS_TEST_URL
 
 ROOT = Path(__file__).resolve().parents[1]
+REDIS_URL = REDIS_TEST_URL
 EXAMPLES = sorted(p for p in (ROOT / "examples" / "docs").glob("*.py") if p.name != "__init__.py")
 PASSWORD = "correct horse battery 9"
 
@@ -50,13 +56,19 @@ def load_example(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Loader:
 
 
 @asynccontextmanager
-async def serve(module: ModuleType) -> AsyncIterator[Callable[[], httpx.AsyncClient]]:
-    """Run the example's lifespan; yield a factory of clients (one cookie jar each)."""
+async def serve(
+    module: ModuleType, base_url: str = "http://testserver"
+) -> AsyncIterator[Callable[[], httpx.AsyncClient]]:
+    """Run the example's lifespan; yield a factory of clients (one cookie jar each).
+
+    Examples that keep the default ``CookieConfig(secure=True)`` need an ``https://`` base URL,
+    or the client would not send the cookies back.
+    """
     clients: list[httpx.AsyncClient] = []
     transport = httpx.ASGITransport(app=module.app)
 
     def new_client() -> httpx.AsyncClient:
-        client = httpx.AsyncClient(transport=transport, base_url="http://testserver")
+        client = httpx.AsyncClient(transport=transport, base_url=base_url)
         clients.append(client)
         return client
 
@@ -310,3 +322,131 @@ async def test_passwords(load_example: Loader) -> None:
             assert r.status_code in (401, 422)
         r = await login(new_client(), "svc", password="anything at all")
         assert r.json()["detail"] == "Incorrect username or password"
+
+
+def memory_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "crudauth" and "in-memory backend" in r.getMessage()
+    ]
+
+
+@pytest.mark.redis
+async def test_production_redis(
+    load_example: Loader, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="crudauth")
+    # Production mode must accept this configuration: a strong key, Secure cookies, no memory.
+    monkeypatch.setenv("CRUDAUTH_ENV", "production")
+    example = load_example("production_redis", REDIS_URL=REDIS_URL, TRUSTED_PROXY_HOPS="1")
+    assert example.auth.production is True
+    assert memory_warnings(caplog) == []
+    assert example.auth.sessions.store.kind == "redis"
+    assert example.auth.tokens.kind == "redis"
+    assert example.auth.rate_limiter.kind == "redis"
+
+    inspector = Redis.from_url(REDIS_URL)
+    try:
+        async with serve(example, base_url="https://testserver") as new_client:
+            client = new_client()
+            # One trusted proxy: the client address is the last X-Forwarded-For entry. A fresh
+            # address per run, because per-address counters in the shared Redis outlive a run.
+            address = f"198.18.{secrets.randbelow(256)}.{secrets.randbelow(254) + 1}"
+            client.headers["X-Forwarded-For"] = f"203.0.113.7, {address}"
+            assert (await register(client, email="a@example.com", username="alice")).is_success
+            r = await login(client, "alice")
+            assert r.status_code == 200, r.text
+            assert "secure" in set_cookies(r)["session_id"]
+            csrf = r.json()["csrf_token"]
+            assert (await client.get("/hello")).json() == {"message": "Hello, user 1"}
+
+            # The record is in Redis, under a keyed hash of the id, indexed under its user.
+            session_id = client.cookies["session_id"]
+            key = f"crudauth:session:{example.auth.sessions.storage_key(session_id)}"
+            record = await inspector.hgetall(key)
+            assert record, "the session is not in Redis"
+            assert session_id.encode() not in b"".join([*record.keys(), *record.values()])
+            assert await inspector.zscore("crudauth:{u:1}:sessions", key) is not None
+            assert record[b"ip_address"] == f'"{address}"'.encode()
+
+            # Single-use values live in Redis too.
+            assert await example.auth.tokens.set_if_absent("docs-test", "v", 30)
+            assert await inspector.exists("crudauth:kv:docs-test") == 1
+            assert await example.auth.tokens.get_and_delete("docs-test") == "v"
+
+            r = await client.post("/logout", headers={"X-CSRF-Token": csrf})
+            assert r.json() == {"detail": "Logged out"}
+            assert await inspector.exists(key) == 0
+            assert (await client.get("/hello")).status_code == 401
+    finally:
+        await inspector.aclose()
+    assert memory_warnings(caplog) == []
+
+
+async def test_production_redis_refuses_to_start_without_redis(
+    load_example: Loader, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="crudauth")
+    example = load_example("production_redis", REDIS_URL="redis://127.0.0.1:1/0")
+    assert memory_warnings(caplog) == []
+    with pytest.raises(StoreUnavailable, match="cannot reach Redis"):
+        async with serve(example):
+            pass  # never reached: initialize() fails, crudauth does not fall back to memory
+    await example.auth.shutdown()
+
+
+async def test_production_sql(
+    load_example: Loader, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="crudauth")
+    monkeypatch.setenv("CRUDAUTH_ENV", "production")
+    example = load_example("production_sql")
+    assert memory_warnings(caplog) == []
+    assert example.auth.sessions.store.kind == "database"
+    assert example.auth.tokens.kind == "database"
+    assert example.auth.rate_limiter.kind == "database"
+    sessions = example.store.sessions_table
+
+    async with serve(example, base_url="https://testserver") as new_client:
+        client = new_client()
+        assert (await register(client, email="a@example.com", username="alice")).is_success
+        r = await login(client, "alice")
+        assert r.status_code == 200, r.text
+        csrf = r.json()["csrf_token"]
+        assert (await client.get("/hello")).json() == {"message": "Hello, user 1"}
+
+        session_id = client.cookies["session_id"]
+        async with example.SessionLocal() as db:
+            rows = (await db.execute(select(sessions))).all()
+        assert [(row.key, row.user_id) for row in rows] == [
+            (example.auth.sessions.storage_key(session_id), "1")
+        ]
+        assert session_id not in rows[0].data
+
+        # Single-use values: one winner, then gone.
+        assert await example.auth.tokens.set_if_absent("docs-test", "v", 30)
+        assert not await example.auth.tokens.set_if_absent("docs-test", "w", 30)
+        assert await example.auth.tokens.get_and_delete("docs-test") == "v"
+        assert await example.auth.tokens.get_and_delete("docs-test") is None
+
+        assert (await client.post("/logout", headers={"X-CSRF-Token": csrf})).is_success
+        async with example.SessionLocal() as db:
+            assert (await db.execute(select(sessions))).all() == []
+        assert await example.store.purge_expired() == 0
+    assert memory_warnings(caplog) == []
+
+
+def test_store_conformance_example() -> None:
+    """The conformance example is a test module of its own: run it as its reader would."""
+    example = ROOT / "examples" / "docs" / "store_conformance.py"
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(example)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert " passed" in result.stdout and "failed" not in result.stdout

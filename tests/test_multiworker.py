@@ -17,7 +17,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.apps.common import Base
-from tests.conftest import POSTGRES_URL
+from tests.conftest import POSTGRES_URL, REDIS_TEST_URL
 from tests.multiworker import Workers, cookie_header, session_cookies, together
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres]
@@ -48,7 +48,7 @@ def _env(schema: str) -> dict[str, str]:
     return {
         "DATABASE_URL": POSTGRES_URL,
         "DATABASE_SCHEMA": schema,
-        "REDIS_URL": "redis://127.0.0.1:6379/0",
+        "REDIS_URL": REDIS_TEST_URL,
         "SECRET_KEY": secrets.token_urlsafe(48),
     }
 
@@ -69,29 +69,35 @@ async def clients(redis_workers: Workers) -> AsyncIterator[list[httpx.AsyncClien
         await client.aclose()
 
 
-async def _signed_in(clients: list[httpx.AsyncClient]) -> tuple[dict[str, str], int]:
+@pytest.fixture(scope="module")
+def account(redis_workers: Workers) -> str:
+    # One account for the module: registration is throttled per address (5 an hour), and
+    # every request here comes from 127.0.0.1.
     name = f"u{uuid.uuid4().hex[:12]}"
-    r = await clients[0].post(
-        "/register", json={"username": name, "email": f"{name}@example.com", "password": PASSWORD}
-    )
+    body = {"username": name, "email": f"{name}@example.com", "password": PASSWORD}
+    r = httpx.post(f"{redis_workers.urls()[0]}/register", json=body, timeout=10)
     assert r.status_code == 200, r.text
+    return name
+
+
+async def _signed_in(clients: list[httpx.AsyncClient], name: str) -> tuple[dict[str, str], int]:
     r = await clients[1].post("/login", data={"username": name, "password": PASSWORD})
     assert r.status_code == 200, r.text
     return session_cookies(r), r.json()["id"]
 
 
-async def test_a_session_made_on_one_worker_works_on_all(clients):
+async def test_a_session_made_on_one_worker_works_on_all(clients, account):
     for _ in range(3):
-        cookies, _ = await _signed_in(clients)
+        cookies, _ = await _signed_in(clients, account)
         answers = await together(
             [lambda c=c, h=cookie_header(cookies): c.get("/me", headers=h) for c in clients * 3]
         )
         assert [a.status_code for a in answers] == [200] * len(answers)
 
 
-async def test_logout_on_one_worker_ends_the_session_everywhere(clients):
+async def test_logout_on_one_worker_ends_the_session_everywhere(clients, account):
     for _ in range(3):
-        cookies, _ = await _signed_in(clients)
+        cookies, _ = await _signed_in(clients, account)
         headers = {**cookie_header(cookies), "X-CSRF-Token": cookies["csrf_token"]}
         assert (await clients[2].post("/logout", headers=headers)).status_code == 200
         answers = await together(
@@ -100,9 +106,10 @@ async def test_logout_on_one_worker_ends_the_session_everywhere(clients):
         assert [a.status_code for a in answers] == [401] * len(clients)
 
 
-async def test_revoking_all_sessions_on_one_worker_takes_effect_everywhere(clients):
-    cookies, user_id = await _signed_in(clients)
-    assert (await clients[3].post(f"/_test/users/{user_id}/revoke-all")).json() == {"revoked": 1}
+async def test_revoking_all_sessions_on_one_worker_takes_effect_everywhere(clients, account):
+    cookies, user_id = await _signed_in(clients, account)
+    revoked = (await clients[3].post(f"/_test/users/{user_id}/revoke-all")).json()["revoked"]
+    assert revoked >= 1
     for client in clients:
         assert (await client.get("/me", headers=cookie_header(cookies))).status_code == 401
 

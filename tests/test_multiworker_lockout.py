@@ -14,13 +14,13 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.apps.common import Base
-from tests.conftest import POSTGRES_URL
+from tests.conftest import POSTGRES_URL, REDIS_TEST_URL
 from tests.multiworker import Workers, cookie_header, session_cookies, together
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres]
 
 PASSWORD = "correct horse battery staple"
-REDIS_URL = "redis://127.0.0.1:6379/0"
+REDIS_URL = REDIS_TEST_URL
 THRESHOLD = 5  # LockoutConfig().max_attempts
 
 
@@ -104,9 +104,7 @@ async def test_parallel_guessing_evaluates_at_most_the_threshold(clients, verifi
         name = await _account(clients[0])
         before = verifications()
         addresses = [f"203.0.113.{i}" for i in range(1, 51)]
-        calls = [
-            _login(clients[i % 4], name, f"wrong-{i}", addresses[i % 50]) for i in range(200)
-        ]
+        calls = [_login(clients[i % 4], name, f"wrong-{i}", addresses[i % 50]) for i in range(200)]
         answers = await together(calls)
         evaluated = verifications() - before
         assert evaluated <= THRESHOLD, evaluated

@@ -24,10 +24,10 @@ from crudauth.ratelimit import MemoryRateLimiterBackend, redis_rate_limiter
 from crudauth.ratelimit.redis import RedisBackend
 from crudauth.storage import DatabaseStore
 from crudauth.storage.redis import RedisKeyValueStore, RedisSessionStore
-from tests.conftest import Base, User
+from tests.conftest import REDIS_TEST_URL, Base, User
 from tests.multiworker import free_port
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
+REDIS_URL = REDIS_TEST_URL
 STRONG = secrets.token_urlsafe(48)
 PASSWORD = "correct horse battery staple"
 

@@ -32,7 +32,7 @@ from crudauth.testing import (
     SessionStoreConformance,
 )
 from tests import redis_cluster
-from tests.conftest import PG_SCHEMA, POSTGRES_URL
+from tests.conftest import PG_SCHEMA, POSTGRES_URL, REDIS_TEST_URL
 
 BACKENDS = [
     "memory",
@@ -85,7 +85,7 @@ async def parts(
         return
     if backend in ("redis", "cluster"):
         client = (
-            Redis.from_url("redis://127.0.0.1:6379/0")
+            Redis.from_url(REDIS_TEST_URL)
             if backend == "redis"
             else RedisCluster(host="127.0.0.1", port=redis_cluster.PORTS[0])
         )
