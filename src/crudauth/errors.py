@@ -50,6 +50,16 @@ class InvalidSession(CrudAuthError):
     code = "invalid_session"
 
 
+class InvalidToken(InvalidSession):
+    """A bearer token was presented but cannot be accepted. ``reason`` is for logs only."""
+
+    code = "invalid_token"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 class CrossSiteRequest(CrudAuthError):
     """A login-like request came from another site (login CSRF)."""
 

@@ -48,6 +48,9 @@ class AuthHooks:
     on_after_mfa_enabled: Hook | None = None
     on_after_mfa_disabled: Hook | None = None
     on_after_recovery_code_used: Hook | None = None
+    #: ``(user, *, request, context)``: a spent refresh token came back, so its whole family was
+    #: revoked. Either the client raced itself or the token was stolen; worth an alert.
+    on_refresh_reuse: Hook | None = None
 
     async def fire(self, name: str, *args: Any, **kwargs: Any) -> None:
         """Run hook ``name`` if set; log and swallow whatever it raises."""

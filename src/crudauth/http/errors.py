@@ -24,6 +24,7 @@ from crudauth.exceptions import (
 
 INCORRECT_CREDENTIALS = "Incorrect username or password"
 NOT_AUTHENTICATED = "Not authenticated"
+INVALID_TOKEN = "Invalid token"  # noqa: S105 - an error text, not a secret
 CROSS_SITE_LOGIN = "Cross-site login requests are not allowed."
 UNAVAILABLE = "Authentication is temporarily unavailable. Try again shortly."
 LOCKED_OUT = "Too many login attempts. Try again later."
@@ -39,6 +40,11 @@ def to_http(exc: errors.CrudAuthError) -> HTTPException:
     out: HTTPException
     if isinstance(exc, errors.InvalidCredentials):
         out = UnauthorizedException(INCORRECT_CREDENTIALS)
+    elif isinstance(exc, errors.InvalidToken):
+        # RFC 6750 §3: a rejected bearer token says so in WWW-Authenticate.
+        out = UnauthorizedException(
+            INVALID_TOKEN, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}
+        )
     elif isinstance(exc, (errors.NotAuthenticated, errors.InvalidSession)):
         out = UnauthorizedException(NOT_AUTHENTICATED)
     elif isinstance(exc, errors.CrossSiteRequest):

@@ -27,7 +27,7 @@ from typing import Any, Final
 
 import jwt
 
-from crudauth.errors import InvalidSession
+from crudauth.errors import InvalidToken as InvalidToken
 from crudauth.transports.bearer.signing import KeySet
 
 MAX_TOKEN_BYTES: Final = 8192
@@ -45,16 +45,6 @@ class TokenType(str, Enum):
     def media_type(self) -> str:
         """The ``typ`` header (RFC 9068 names ``at+jwt`` for access tokens)."""
         return "at+jwt" if self is TokenType.ACCESS else "rt+jwt"
-
-
-class InvalidToken(InvalidSession):
-    """A bearer token was presented but cannot be accepted. ``reason`` is for logs only."""
-
-    code = "invalid_token"
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 @dataclass(frozen=True)
