@@ -17,7 +17,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.apps.common import Base
-from tests.conftest import POSTGRES_URL
+from tests.conftest import POSTGRES_URL, REDIS_TEST_URL
 from tests.multiworker import Workers, together
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres]
@@ -49,7 +49,7 @@ def workers(schema: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[W
     env = {
         "DATABASE_URL": POSTGRES_URL,
         "DATABASE_SCHEMA": schema,
-        "REDIS_URL": "redis://127.0.0.1:6379/0",
+        "REDIS_URL": REDIS_TEST_URL,
         "SECRET_KEY": secrets.token_urlsafe(48),
         "RATE_LIMIT_PREFIX": f"crudauth:test-{uuid.uuid4().hex[:10]}:rl:",
     }
@@ -64,7 +64,7 @@ def _drop_counters(prefix: str) -> None:
     """Remove this run's rate-limit counters from the shared Redis."""
     import redis
 
-    client = redis.Redis.from_url("redis://127.0.0.1:6379/0")
+    client = redis.Redis.from_url(REDIS_TEST_URL)
     try:
         keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
         if keys:

@@ -38,7 +38,7 @@ async def cas_reserve(
         raw = await store.get(key)
         state = LockState.loads(raw)
         new, decision, ttl = reserve(state, now, config, hard_cap=hard_cap)
-        if new == state:
+        if new == state and not decision.hard_locked:
             return decision  # refused by an existing lock: nothing to write
         if await _swap(store, key, raw, new.dumps(), ttl):
             return decision

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import logging
 from dataclasses import dataclass
 
 from crudauth.clock import Clock
@@ -28,6 +29,8 @@ from crudauth.ratelimit.cas import Contended
 from crudauth.ratelimit.policy import LockoutConfig
 
 SUBJECT_PURPOSE = "lockout-subject"
+
+logger = logging.getLogger("crudauth")
 
 
 def address_subject(ip: str) -> str:
@@ -65,6 +68,8 @@ class LoginLockout:
         self.config = config
         self.keys = keys
         self.clock = clock
+        #: Sign-ins refused because the backend failed (the lockout always fails closed).
+        self.failures = 0
 
     def subject(self, identifier: str) -> str:
         """A keyed hash of the canonical identifier: raw identifiers are never stored."""
@@ -97,8 +102,14 @@ class LoginLockout:
                         await self.backend.lockout_release(held, self.config, now, clear=False)
                     raise LockedOut(decision.retry_after)
                 taken.append(key)
-        except Contended:
-            raise StoreUnavailable("lockout backend contended") from None
+        except (Contended, StoreUnavailable) as exc:
+            self.failures += 1
+            logger.warning(
+                "crudauth: login lockout unavailable (%s); refusing sign-in (%d so far)",
+                type(exc).__name__,
+                self.failures,
+            )
+            raise StoreUnavailable("lockout backend unavailable") from None
         return attempt
 
     async def succeeded(self, attempt: Attempt) -> None:

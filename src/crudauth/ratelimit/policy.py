@@ -157,17 +157,17 @@ class Reservation:
 HARD_LOCK_RETRY: Final = 3600.0
 """What ``Retry-After`` says for an identifier locked until reset (it is not a promise)."""
 
+HARD_LOCK_KEEP: Final = 90 * 86400.0
+"""How long a hard-locked identifier's state is kept after its last attempt. Long enough to mean
+"until a reset or an admin clears it", bounded so abandoned keys do not live forever."""
+
 
 def reserve(
     state: LockState, now: float, config: LockoutConfig, *, hard_cap: bool
 ) -> tuple[LockState, Reservation, float]:
     """Take one attempt slot. Returns the new state, the decision and the state's lifetime."""
     if hard_cap and state.consecutive >= config.max_consecutive_failures:
-        return (
-            state,
-            Reservation(False, HARD_LOCK_RETRY, hard_locked=True),
-            state_ttl(state, now, config),
-        )
+        return state, Reservation(False, HARD_LOCK_RETRY, hard_locked=True), HARD_LOCK_KEEP
     if state.locked_until > now:
         return state, Reservation(False, state.locked_until - now), state_ttl(state, now, config)
     attempts, start = state.attempts, state.window_start
@@ -188,6 +188,8 @@ def reserve(
             consecutive=state.consecutive,  # the refused attempt was never evaluated
         )
         return new, Reservation(False, lock), state_ttl(new, now, config)
+    if hard_cap and new.consecutive >= config.max_consecutive_failures:
+        return new, Reservation(True), HARD_LOCK_KEEP  # the last slot: the hard lock must stay
     return new, Reservation(True), state_ttl(new, now, config)
 
 
@@ -200,9 +202,10 @@ def release(state: LockState) -> LockState:
 
 def state_ttl(state: LockState, now: float, config: LockoutConfig) -> float:
     """How long a subject's state must be kept."""
+    # Rounds are remembered for round_retention_seconds *after* the last lock ends, so an
+    # attacker who waits out a capped lock comes back to the capped lock, not to the start.
     return max(
-        config.round_retention_seconds,
-        state.locked_until - now,
+        config.round_retention_seconds + max(0.0, state.locked_until - now),
         state.window_start + config.attempt_window_seconds - now,
         1.0,
     )

@@ -5,7 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from crudauth.ratelimit.base import RateLimiterBackend
-from crudauth.ratelimit.policy import LockoutConfig, RateLimit, Reservation, ThrottleResult
+from crudauth.ratelimit.policy import (
+    HARD_LOCK_KEEP,
+    LockoutConfig,
+    RateLimit,
+    Reservation,
+    ThrottleResult,
+)
 from crudauth.storage.redis_support import (
     Degradations,
     Script,
@@ -30,7 +36,8 @@ return value
 
 # The lockout step of policy.reserve, in Lua. KEYS[1] the subject (a HASH: a attempts, ws window
 # start, lu locked until, r rounds, c consecutive). ARGV: now, max_attempts, window, base,
-# max_lock, retention, max_consecutive, hard_cap (1/0). Returns {allowed, retry_after, hard}.
+# max_lock, retention, max_consecutive, hard_cap (1/0), hard-lock keep (ms).
+# Returns {allowed, retry_after, hard}.
 _RESERVE = Script(
     """
 local now = tonumber(ARGV[1])
@@ -38,7 +45,10 @@ local f = redis.call('HMGET', KEYS[1], 'a', 'ws', 'lu', 'r', 'c')
 local a, ws, lu = tonumber(f[1]) or 0, tonumber(f[2]) or 0, tonumber(f[3]) or 0
 local r, c = tonumber(f[4]) or 0, tonumber(f[5]) or 0
 local max_attempts, window = tonumber(ARGV[2]), tonumber(ARGV[3])
-if ARGV[8] == '1' and c >= tonumber(ARGV[7]) then return {0, '3600', 1} end
+if ARGV[8] == '1' and c >= tonumber(ARGV[7]) then
+  redis.call('PEXPIRE', KEYS[1], ARGV[9])
+  return {0, '3600', 1}
+end
 if lu > now then return {0, string.format('%.6f', lu - now), 0} end
 if ws + window <= now then a = 0; ws = now end
 a = a + 1
@@ -49,7 +59,8 @@ if a > max_attempts then
 else
   c = c + 1
 end
-local ttl = math.max(tonumber(ARGV[6]), lu - now, ws + window - now, 1)
+local ttl = math.max(tonumber(ARGV[6]) + math.max(0, lu - now), ws + window - now, 1)
+if ARGV[8] == '1' and c >= tonumber(ARGV[7]) then ttl = tonumber(ARGV[9]) / 1000 end
 redis.call('HSET', KEYS[1], 'a', a, 'ws', string.format('%.6f', ws),
   'lu', string.format('%.6f', lu), 'r', r, 'c', c)
 redis.call('PEXPIRE', KEYS[1], math.ceil(ttl * 1000))
@@ -147,6 +158,7 @@ class RedisBackend(RateLimiterBackend):
             config.round_retention_seconds,
             config.max_consecutive_failures,
             1 if hard_cap else 0,
+            int(HARD_LOCK_KEEP * 1000),
         ]
         async with guarded(self.degradations):
             allowed, retry, hard = await _RESERVE(self.client, [self._key(key)], args)

@@ -33,11 +33,15 @@ class Throttles:
             raise KeyError(f"no rate limit is configured for action {action!r}") from None
 
     async def hit(
-        self, action: str, identity: str, limit: RateLimit | None = None
+        self, action: str, identity: str | None, limit: RateLimit | None = None
     ) -> ThrottleResult | None:
-        """Count one request; raise ``RateLimited`` when over. ``None`` when not limited."""
+        """Count one request; raise ``RateLimited`` when over. ``None`` when not limited.
+
+        ``identity=None`` (a request with no client address) is not counted: lumping every such
+        request into one shared bucket would let one client throttle all the others.
+        """
         policy = limit if limit is not None else self.limit_for(action)
-        if policy.disabled:
+        if policy.disabled or identity is None:
             return None
         try:
             result = await self.backend.throttle(f"{action}:{identity}", policy, self.clock.now())

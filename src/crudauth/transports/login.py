@@ -46,7 +46,7 @@ async def check_password(
     """Verify a password sign-in under the throttle and the lockout; raise on refusal."""
     ip = runtime.client_ip(request)
     context = runtime.hook_context(request, transport)
-    await runtime.throttles.hit("login_ip", ip or "no-address")
+    await runtime.throttles.hit("login_ip", ip)
     device = runtime.devices.read(request.cookies.get(device_cookie_name(runtime)))
     subject = runtime.lockout.subject(identifier)
     device_id = device.device_id if device and subject in device.subjects else None

@@ -69,10 +69,10 @@ def build_rate_limit(
     if transport is not None and transport not in resolver.names:
         raise ConfigurationError(f"rate_limit(transport={transport!r}): no such transport")
 
-    async def identity_of(request: Request, principal: Principal | None) -> tuple[str, bool]:
-        """The bucket, and whether its quota may be shown to this caller."""
+    async def identity_of(request: Request, principal: Principal | None) -> tuple[str | None, bool]:
+        """The bucket (``None``: not counted), and whether its quota may be shown."""
         address = runtime.client_ip(request)
-        ip_identity = f"ip:{address_subject(address)}" if address else "ip:none"
+        ip_identity = f"ip:{address_subject(address)}" if address else None
         if key is KeyBy.IP:
             return ip_identity, True
         if key is KeyBy.USER:
