@@ -56,10 +56,15 @@ class DatabaseStore:
         store_table: str = "crudauth_store",
         counter_table: str = "crudauth_counters",
         clock: Clock | None = None,
+        purge_every: int = 1000,
     ) -> None:
+        if purge_every < 0:
+            raise ValueError("purge_every must be >= 0 (0 turns automatic purging off)")
         self.sessionmaker = sessions
         self.metadata = metadata if metadata is not None else MetaData()
         self._clock = clock
+        self.purge_every = purge_every
+        self._writes = 0
         self.sessions_table = Table(
             session_table,
             self.metadata,
@@ -120,6 +125,12 @@ class DatabaseStore:
 
     def kv_store(self) -> DatabaseKeyValueStore:
         return DatabaseKeyValueStore(self)
+
+    async def wrote(self) -> None:
+        """Count a write; every ``purge_every`` writes, clear the dead rows (SQL has no TTL)."""
+        self._writes += 1
+        if self.purge_every and self._writes % self.purge_every == 0:
+            await self.purge_expired()
 
     async def purge_expired(self) -> int:
         """Delete dead rows; returns how many."""
@@ -208,6 +219,7 @@ class DatabaseSessionStore(SessionStore):
             evicted = [r.key for r in rows]
             if evicted:
                 await db.execute(delete(t).where(t.c.key.in_(evicted)))
+        await self.owner.wrote()
         return evicted
 
     async def load(self, key: str, *, now: float, slide_after: float) -> SessionRecord | None:
@@ -298,6 +310,7 @@ class DatabaseKeyValueStore(KeyValueStore):
         async with self.owner.transaction() as db:
             await db.execute(delete(t).where(t.c.key == key))
             await db.execute(insert(t).values(key=key, value=value, expires_at=expires))
+        await self.owner.wrote()
 
     async def get(self, key: str) -> str | None:
         t = self.table
@@ -317,6 +330,7 @@ class DatabaseKeyValueStore(KeyValueStore):
                 await db.execute(insert(t).values(key=key, value=value, expires_at=now + ttl))
         except IntegrityError:
             return False  # a live row exists: someone else stored it first
+        await self.owner.wrote()
         return True
 
     async def get_and_delete(self, key: str) -> str | None:
