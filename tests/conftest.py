@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -146,6 +147,9 @@ async def make_env(database_url: str) -> AsyncIterator[AppFactory]:
 
         clock = FrozenClock()
         hasher = CountingHasher()
+        if ("redis_url" in options or "redis_client" in options) and "rate_limiter" not in options:
+            # Counters of their own: every test of a run shares one Redis database.
+            options.setdefault("rate_limit_prefix", f"crudauth-test:{uuid.uuid4().hex}:rl:")
         options.setdefault("cookies", CookieConfig(secure=False))
         options.setdefault("warn_on_memory_backend", False)
         auth = CRUDAuth(

@@ -62,7 +62,11 @@ async def _sign_in(client: httpx.AsyncClient, name: str = "alice") -> httpx.Resp
 
 
 def _client(app: FastAPI, scheme: str = "https") -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=f"{scheme}://t")
+    # A client address of its own (a documentation range, never a network target): every test
+    # here shares one Redis database, and registration is throttled per address.
+    address = f"198.51.100.{secrets.randbelow(254) + 1}"
+    transport = httpx.ASGITransport(app=app, client=(address, 5000))
+    return httpx.AsyncClient(transport=transport, base_url=f"{scheme}://t")
 
 
 def _memory_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:

@@ -3,6 +3,17 @@
 from crudauth.auth import CRUDAuth
 from crudauth.clock import Clock, FrozenClock, SystemClock
 from crudauth.config import CookieConfig
+from crudauth.email import (
+    DeliveryChannel,
+    DeliveryIntent,
+    DeliveryKind,
+    EmailChannel,
+    EmailConfig,
+    EmailContext,
+    EmailFlowResult,
+    EmailFlowService,
+    EmailSender,
+)
 from crudauth.errors import ConfigurationError, CrudAuthError
 from crudauth.exceptions import (
     BadRequestException,
@@ -19,6 +30,7 @@ from crudauth.exceptions import (
     ValueTooLongException,
 )
 from crudauth.hooks import AuthHooks, HookContext
+from crudauth.http.redirects import safe_redirect_path
 from crudauth.identity import (
     AuthUserMixin,
     IdentityConfig,
@@ -34,15 +46,22 @@ from crudauth.passwords import (
     verify_password,
     verify_password_async,
 )
-from crudauth.policy import PasswordContext, PasswordPolicy
+from crudauth.policy import (
+    PasswordContext,
+    PasswordPolicy,
+    common_password_validator,
+    context_words_validator,
+)
 from crudauth.principal import Principal
 from crudauth.register import (
     REGISTRATION_ALLOWED_FIELDS,
     REGISTRATION_GATED_FIELDS,
     NewUserContext,
 )
+from crudauth.sudo import SudoConfig, SudoManager
 from crudauth.transports import AuthContext, BearerTransport, SessionTransport, Transport
 from crudauth.transports.session import SessionManager
+from crudauth.transports.session.management import SessionInfo
 
 __version__ = "0.1.0"
 
@@ -60,7 +79,16 @@ __all__ = [
     "ConfigurationError",
     "CookieConfig",
     "CrudAuthError",
+    "DeliveryChannel",
+    "DeliveryIntent",
+    "DeliveryKind",
     "DuplicateValueException",
+    "EmailChannel",
+    "EmailConfig",
+    "EmailContext",
+    "EmailFlowResult",
+    "EmailFlowService",
+    "EmailSender",
     "ForbiddenException",
     "FrozenClock",
     "HookContext",
@@ -74,9 +102,12 @@ __all__ = [
     "PasswordPolicyException",
     "Principal",
     "RateLimitException",
+    "SessionInfo",
     "SessionManager",
     "SessionTransport",
+    "SudoConfig",
     "SudoLockoutError",
+    "SudoManager",
     "SystemClock",
     "Transport",
     "UnauthorizedException",
@@ -84,11 +115,14 @@ __all__ = [
     "UserRepository",
     "ValueTooLongException",
     "__version__",
+    "common_password_validator",
+    "context_words_validator",
     "get_password_hash",
     "get_password_hash_async",
     "is_unusable_password",
     "make_auth_identity",
     "make_unusable_password",
+    "safe_redirect_path",
     "verify_password",
     "verify_password_async",
 ]

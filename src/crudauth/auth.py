@@ -6,7 +6,7 @@ import logging
 import os
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter
 from pydantic import BaseModel
@@ -18,8 +18,13 @@ from crudauth.authentication import PasswordAuthenticator
 from crudauth.backends import StateBackends, limiter_backend, shared_backends, token_store
 from crudauth.clock import Clock, SystemClock
 from crudauth.config import CookieConfig
+from crudauth.email.config import EmailConfig
+from crudauth.email.delivery import DeliveryChannel
+from crudauth.email.router import build_recovery_router
+from crudauth.email.service import EmailFlowService
 from crudauth.errors import ConfigurationError
 from crudauth.hooks import AuthHooks
+from crudauth.http.client import ProxyConfig
 from crudauth.http.errors import http_errors
 from crudauth.identity.config import IdentityConfig
 from crudauth.identity.repository import UserRepository
@@ -44,7 +49,9 @@ from crudauth.register.service import NewUserFields, RegistrationService
 from crudauth.runtime import AuthRuntime
 from crudauth.storage.base import KeyValueStore
 from crudauth.storage.database import DatabaseStore
+from crudauth.sudo import SudoConfig, SudoManager, build_sudo_router, sudo_gate
 from crudauth.transports.base import Transport
+from crudauth.transports.login import PasswordSignIn, check_password
 from crudauth.transports.ratelimiting import KeyFunc, build_rate_limit
 from crudauth.transports.resolution import Check, PrincipalResolver
 from crudauth.transports.session.manager import SessionManager
@@ -55,14 +62,11 @@ logger = logging.getLogger("crudauth")
 _NOT_YET = (
     "oauth",
     "oauth_paths",
-    "email",
-    "channels",
     "rate_limiter",
     "redis_url",
     "redis_client",
     "database_store",
     "rate_limit_prefix",
-    "sudo",
     "mfa",
     "legacy_verifiers",
 )
@@ -110,6 +114,8 @@ class CRUDAuth:
         new_user_defaults: Mapping[str, Any] | None = None,
         new_user_fields: NewUserFields | None = None,
         trusted_proxy_hops: int = 0,
+        trusted_proxies: Sequence[str] | None = None,
+        proxy_header: Literal["x-forwarded-for", "forwarded"] = "x-forwarded-for",
         rate_limiter: RateLimiterBackend | None = None,
         redis_url: str | None = None,
         redis_client: Any = None,
@@ -127,6 +133,9 @@ class CRUDAuth:
         production: bool | None = None,
         clock: Clock | None = None,
         password_hasher: PasswordHasher | None = None,
+        email: EmailConfig | None = None,
+        channels: Sequence[DeliveryChannel] | None = None,
+        sudo: SudoConfig | None = None,
         **not_yet: Any,
     ) -> None:
         unknown = sorted(set(not_yet) - set(_NOT_YET))
@@ -139,8 +148,7 @@ class CRUDAuth:
             )
         if not callable(session):
             raise ConfigurationError("session must be a dependency that yields an AsyncSession")
-        if not isinstance(trusted_proxy_hops, int) or trusted_proxy_hops < 0:
-            raise ConfigurationError("trusted_proxy_hops must be a non-negative integer")
+        proxies = ProxyConfig.build(trusted_proxy_hops, trusted_proxies, proxy_header)
         if fresh_sign_in_seconds < 0:
             raise ConfigurationError("fresh_sign_in_seconds must be >= 0")
         if algorithm != "HS256":
@@ -184,23 +192,44 @@ class CRUDAuth:
             lockout=LoginLockout(limiter, lockout_config, keys, clock),
             throttles=Throttles(limiter, merge_rate_limits(rate_limits), clock),
             devices=DeviceTokens(keys, clock, lockout_config.device_cookie_days * 86400),
-            trusted_proxy_hops=trusted_proxy_hops,
+            proxies=proxies,
             redis_client=shared.redis_client,
             database_store=shared.database_store,
         )
         self.transports = self._bind_transports(requested)
         self._state = StateBackends(shared, self.transports, limiter, self.runtime.tokens)
         self._resolver = PrincipalResolver(self.runtime, self.transports)
+        self._emails = (
+            EmailFlowService(
+                self.runtime, config=email, channels=channels or (), transports=self.transports
+            )
+            if email is not None or channels
+            else None
+        )
         self._registration = RegistrationService(
             self.runtime,
             extra_fields=register_extra_fields or (),
             new_user_defaults=new_user_defaults,
             new_user_fields=new_user_fields,
+            delivery=self._emails,
         )
         self._register_schema = register_schema or (
             RegisterIn if self.repo.has("email") else UsernameRegisterIn
         )
         self._check_memory_backends(warn_on_memory_backend)
+        self.sudo: SudoManager | None = self._build_sudo(sudo, limiter)
+
+    def _build_sudo(
+        self, config: SudoConfig | None, limiter: RateLimiterBackend
+    ) -> SudoManager | None:
+        if config is None:
+            return None
+        if not isinstance(config, SudoConfig):
+            raise ConfigurationError("sudo must be a crudauth.SudoConfig")
+        if not any(isinstance(t, SessionTransport) for t in self.transports):
+            raise ConfigurationError("sudo needs a SessionTransport: a grant lives in a session")
+        session = self._session_transport()
+        return SudoManager(self.runtime, session.manager, config, limiter, transport=session.name)
 
     def _bind_transports(self, items: Sequence[Transport | type[Transport]]) -> list[Transport]:
         if not items:
@@ -272,12 +301,50 @@ class CRUDAuth:
         """Every route: register, account, then each transport's."""
         router = APIRouter()
         router.include_router(build_register_route(self._registration, self._register_schema))
-        router.include_router(build_account_router(self.runtime, self.current_user()))
+        router.include_router(self._account_router())
+        if self.sudo is not None and self.sudo.config.route:
+            router.include_router(
+                build_sudo_router(self.sudo, self._session_transport(), self.current_user())
+            )
         for transport in self.transports:
             contributed = transport.router()
             if contributed is not None:
                 router.include_router(contributed)
+        if self._emails is not None:
+            router.include_router(build_recovery_router(self._emails, self.current_user()))
         return router
+
+    @property
+    def emails(self) -> EmailFlowService | None:
+        """The recovery flows (``None`` without ``email=`` or ``channels=``)."""
+        return self._emails
+
+    def _account_router(self) -> APIRouter:
+        session = next((t for t in self.transports if isinstance(t, SessionTransport)), None)
+        return build_account_router(
+            self.runtime,
+            self.current_user(),
+            sessions=session.manager if session is not None else None,
+            session_transport=session.name if session is not None else "session",
+            fresh=self._fresh_for_set_password,
+        )
+
+    async def _fresh_for_set_password(self, principal: Principal) -> bool:
+        if self.fresh_sign_in_seconds == 0 or "session_key" not in principal.metadata:
+            return False  # 0 closes /set-password; a bearer token is never a fresh sign-in
+        if self.signed_in_recently(principal):
+            return True
+        return self.sudo is not None and await self.sudo.is_elevated(principal)
+
+    def require_sudo(self) -> Callable[..., Any]:
+        """A dependency: the caller's ``Principal``, only inside this session's sudo window.
+
+        403 "Re-authentication required." outside it; 403 "Sudo requires a session-backed
+        login." for any other transport. Needs ``CRUDAuth(sudo=SudoConfig())``.
+        """
+        if self.sudo is None:
+            raise ConfigurationError("require_sudo() needs CRUDAuth(sudo=SudoConfig())")
+        return sudo_gate(self.sudo, self.current_user())
 
     def _session_transport(self) -> SessionTransport:
         for transport in self.transports:
@@ -324,8 +391,13 @@ class CRUDAuth:
         scopes: Iterable[str] | None = None,
         transport: str | None = None,
         check: Check | None = None,
+        load_user: bool = True,
     ) -> Callable[..., Any]:
-        """A dependency that yields the caller's ``Principal`` (or ``None`` if optional)."""
+        """A dependency that yields the caller's ``Principal`` (or ``None`` if optional).
+
+        ``load_user=False`` skips the user-row read (``Principal.user`` is ``None``); see
+        docs/performance.md for what it still checks.
+        """
         return self._resolver.dependency(
             optional=optional,
             superuser=superuser,
@@ -333,6 +405,7 @@ class CRUDAuth:
             scopes=scopes,
             transport=transport,
             check=check,
+            load_user=load_user,
         )
 
     def rate_limit(
@@ -362,9 +435,25 @@ class CRUDAuth:
         request: Request | None = None,
         record_success: bool = True,
     ) -> Any:
-        """The active user for these credentials, or raise ``InvalidCredentials``."""
+        """The active user for these credentials; 401 otherwise, 429 while locked out.
+
+        Goes through the same throttle and lockout as ``/login`` (without a request, only the
+        identifier is counted). ``record_success=False`` keeps the slot taken, for flows that
+        still need a second step before the sign-in counts.
+        """
+        runtime = self.runtime
         with http_errors():
-            return await self.runtime.authenticator.authenticate(db, identifier, password)
+            if request is not None:
+                sign_in = await check_password(
+                    runtime, request, db, identifier, password, transport="password"
+                )
+            else:
+                attempt = await runtime.lockout.begin(None, identifier)
+                user = await runtime.authenticator.authenticate(db, identifier, password)
+                sign_in = PasswordSignIn(user, attempt)
+            if record_success:
+                await runtime.lockout.succeeded(sign_in.attempt)
+            return sign_in.user
 
     async def resolve_principal(
         self, request: Request, update_activity: bool = False
@@ -390,11 +479,17 @@ class CRUDAuth:
                 yield db
 
     def signed_in_recently(self, principal: Principal) -> bool:
-        """True if the principal's session began within ``fresh_sign_in_seconds``."""
+        """True if the principal's session began within ``fresh_sign_in_seconds``, or the
+        principal carries a live sudo stamp (``await auth.sudo.is_elevated(p)`` reads the
+        store; this synchronous check sees only what the transport put in the metadata)."""
         created = principal.metadata.get("created_at")
         if not isinstance(created, (int, float)) or self.fresh_sign_in_seconds == 0:
             return False
-        return self.runtime.clock.now() - created <= self.fresh_sign_in_seconds
+        now = self.runtime.clock.now()
+        sudo_until = principal.metadata.get("sudo_elevated_until")
+        if isinstance(sudo_until, (int, float)) and sudo_until > now:
+            return True
+        return now - created <= self.fresh_sign_in_seconds
 
     async def validate_password(
         self,

@@ -147,3 +147,66 @@ class LockedOut(CrudAuthError):
     def __init__(self, retry_after: float) -> None:
         super().__init__("Too many login attempts. Try again later.")
         self.retry_after = retry_after
+
+
+class InvalidRequest(CrudAuthError):
+    """The request cannot be carried out in the account's present state (HTTP 400)."""
+
+    code = "bad_request"
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        if code is not None:
+            self.code = code
+
+
+class NotFound(CrudAuthError):
+    """The named object does not exist, or is not the caller's to see (HTTP 404)."""
+
+    code = "not_found"
+
+
+class IncorrectPassword(CrudAuthError):
+    """A signed-in user confirmed an action with a wrong password (HTTP 401)."""
+
+    code = "incorrect_password"
+
+
+class SignInNotFresh(AccessDenied):
+    """The action needs a recent sign-in (or sudo), and this principal's is too old."""
+
+    code = "fresh_sign_in_required"
+
+
+class SudoRequired(AccessDenied):
+    """The route needs sudo mode: a re-authentication within the sudo window."""
+
+    code = "sudo_required"
+
+
+class SudoLocked(CrudAuthError):
+    """Too many failed re-authentications; ``retry_after`` in seconds."""
+
+    code = "sudo_locked"
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__("Too many re-authentication attempts. Try again later.")
+        self.retry_after = retry_after
+
+
+class InvalidRecoveryToken(CrudAuthError):
+    """A recovery link token is forged, expired, superseded, for another purpose, no longer
+    matches the account, or (``used``) was redeemed already. ``reason`` is for logs only."""
+
+    code = "invalid_recovery_token"
+
+    def __init__(self, reason: str, *, used: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.used = used
+
+
+class ChangeNotSaved(CrudAuthError):
+    """The database refused an account change; nothing changed and nothing was spent."""
+
+    code = "change_not_saved"

@@ -48,6 +48,11 @@ class Purpose:
     CSRF: Final = "csrf"
     ACCESS_TOKEN: Final = "access-token"  # noqa: S105 - a label, not a secret
     REFRESH_TOKEN: Final = "refresh-token"  # noqa: S105 - a label, not a secret
+    EMAIL_VERIFY_TOKEN: Final = "email-verify-token"  # noqa: S105 - a label, not a secret
+    PASSWORD_RESET_TOKEN: Final = "password-reset-token"  # noqa: S105 - a label, not a secret
+    EMAIL_CHANGE_TOKEN: Final = "email-change-token"  # noqa: S105 - a label, not a secret
+    RECOVERY_STATE: Final = "recovery-state"
+    RECOVERY_TARGET: Final = "recovery-target"
 
 
 def _as_bytes(secret: str | bytes) -> bytes:

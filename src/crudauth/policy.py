@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import inspect
 import string
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
 from typing import Any, Literal
 
 from crudauth.errors import ConfigurationError, PasswordRejected
@@ -121,3 +123,63 @@ def _arity(func: Callable[..., Any]) -> int:
     if any(p.kind == p.VAR_POSITIONAL for p in params):
         return 2
     return len(positional)
+
+
+# -- opt-in validators ---------------------------------------------------------------------------
+
+COMMON_PASSWORDS_FILE = "data/common-passwords.txt"
+
+
+@lru_cache(maxsize=1)
+def common_passwords() -> frozenset[str]:
+    """The bundled list of the 10,000 most common passwords, lower-cased (read once)."""
+    text = resources.files("crudauth").joinpath(COMMON_PASSWORDS_FILE).read_text("utf-8")
+    return frozenset(
+        line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")
+    )
+
+
+def common_password_validator(
+    extra: Iterable[str] = (),
+) -> Callable[[str], None]:
+    """A validator refusing the 10,000 most common passwords (and ``extra``), ignoring case.
+
+    ASVS 6.2.4 asks for at least the top 3,000. Opt in with
+    ``PasswordPolicy(validators=[common_password_validator()])``.
+    """
+    added = frozenset(word.casefold() for word in extra)
+
+    def not_common(password: str) -> None:
+        folded = password.casefold()
+        if folded in added or folded in common_passwords():
+            raise ValueError("This password is too common")
+
+    return not_common
+
+
+def context_words_validator(
+    words: Iterable[str] = (), *, min_length: int = 4
+) -> Callable[[str, PasswordContext], None]:
+    """A validator refusing passwords built on the account's own names (ASVS 6.2.11).
+
+    The username, the local part of the email address and ``words`` (say, the app's name) may
+    not appear in the password, ignoring case. Words shorter than ``min_length`` are refused
+    only as the whole password, so a three-letter username does not forbid every password
+    that happens to contain it.
+    """
+    if min_length < 1:
+        raise ConfigurationError("context_words_validator(min_length=...) must be >= 1")
+    fixed = [w.casefold() for w in words if w.strip()]
+
+    def no_context_words(password: str, context: PasswordContext) -> None:
+        folded = password.casefold()
+        candidates = list(fixed)
+        if context.username:
+            candidates.append(context.username.casefold())
+        if context.email and "@" in context.email:
+            candidates.append(context.email.rsplit("@", 1)[0].casefold())
+        for word in candidates:
+            if folded == word or (len(word) >= min_length and word in folded):
+                raise ValueError("This password is too close to your account details")
+
+    return no_context_words

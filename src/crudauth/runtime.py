@@ -7,7 +7,7 @@ inward: only the composition root knows every part.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.requests import Request
@@ -16,7 +16,7 @@ from crudauth.authentication import PasswordAuthenticator
 from crudauth.clock import Clock
 from crudauth.config import CookieConfig
 from crudauth.hooks import AuthHooks, HookContext
-from crudauth.http.client import client_ip
+from crudauth.http.client import ProxyConfig, client_ip
 from crudauth.identity.config import IdentityConfig
 from crudauth.identity.repository import UserRepository
 from crudauth.keys import KeyRing
@@ -51,7 +51,7 @@ class AuthRuntime:
     throttles: Throttles
     #: Signed device tokens that exempt a known browser from its identifier's lock.
     devices: DeviceTokens
-    trusted_proxy_hops: int = 0
+    proxies: ProxyConfig = field(default_factory=ProxyConfig)
     #: A Redis client shared by every store that has no backend of its own (``redis_url=``
     #: or ``redis_client=`` on ``CRUDAuth``), or ``None``.
     redis_client: Any = None
@@ -59,7 +59,7 @@ class AuthRuntime:
     database_store: DatabaseStore | None = None
 
     def client_ip(self, request: Request) -> str | None:
-        return client_ip(request, self.trusted_proxy_hops)
+        return client_ip(request, self.proxies)
 
     def hook_context(
         self, request: Request | None, transport: str | None, session_handle: str | None = None

@@ -13,11 +13,14 @@ from fastapi import HTTPException
 
 from crudauth import errors
 from crudauth.exceptions import (
+    BadRequestException,
     CSRFException,
     DuplicateValueException,
     ForbiddenException,
+    NotFoundException,
     PasswordPolicyException,
     RateLimitException,
+    SudoLockoutError,
     UnauthorizedException,
     UnprocessableEntityException,
 )
@@ -29,6 +32,9 @@ CROSS_SITE_LOGIN = "Cross-site login requests are not allowed."
 UNAVAILABLE = "Authentication is temporarily unavailable. Try again shortly."
 LOCKED_OUT = "Too many login attempts. Try again later."
 RATE_LIMITED = "Too many requests. Try again later."
+TOKEN_INVALID = "Invalid or expired token"  # noqa: S105 - an error text, not a secret
+TOKEN_USED = "Token already used"  # noqa: S105 - an error text, not a secret
+NOT_SAVED = "The change could not be saved. Try again."
 
 
 def _seconds(value: float) -> int:
@@ -65,8 +71,20 @@ def to_http(exc: errors.CrudAuthError) -> HTTPException:
         out = RateLimitException(LOCKED_OUT, retry_after=_seconds(exc.retry_after))
     elif isinstance(exc, errors.RateLimited):
         out = RateLimitException(RATE_LIMITED, _seconds(exc.retry_after), exc.headers)
+    elif isinstance(exc, errors.SudoLocked):
+        out = SudoLockoutError(exc.message, retry_after=_seconds(exc.retry_after))
+    elif isinstance(exc, errors.IncorrectPassword):
+        out = UnauthorizedException(exc.message)
+    elif isinstance(exc, errors.InvalidRequest):
+        out = BadRequestException(exc.message)
+    elif isinstance(exc, errors.NotFound):
+        out = NotFoundException(exc.message)
     elif isinstance(exc, errors.StoreUnavailable):
         out = HTTPException(503, UNAVAILABLE, headers={"Retry-After": "5"})
+    elif isinstance(exc, errors.InvalidRecoveryToken):
+        out = BadRequestException(TOKEN_USED if exc.used else TOKEN_INVALID)
+    elif isinstance(exc, errors.ChangeNotSaved):
+        out = HTTPException(503, NOT_SAVED, headers={"Retry-After": "5"})
     else:
         out = HTTPException(500, "Internal error")
     out.headers = {**(out.headers or {}), "X-Error-Code": exc.code}

@@ -2,13 +2,13 @@
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Request
+from fastapi import APIRouter, Body, Depends, Request, Response
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crudauth.http.errors import http_errors
 from crudauth.http.guards import no_store
-from crudauth.register.service import RegistrationService
+from crudauth.register.service import ACCEPTED, RegistrationService
 
 
 def build_register_route(service: RegistrationService, schema: type[BaseModel]) -> APIRouter:
@@ -18,6 +18,7 @@ def build_register_route(service: RegistrationService, schema: type[BaseModel]) 
 
     async def register(
         request: Request,
+        response: Response,
         db: Annotated[AsyncSession, Depends(runtime.session_dependency)],
         body: Any,
     ) -> dict[str, Any]:
@@ -29,6 +30,10 @@ def build_register_route(service: RegistrationService, schema: type[BaseModel]) 
             user = await service.register(
                 db, payload, password, context, client_ip=context.ip_address
             )
+            if service.delivery is not None:
+                # The same 202 whether the account was created or its email was taken.
+                response.status_code = 202
+                return {"detail": ACCEPTED}
             return {
                 "id": repo.user_id(user),
                 "email": repo.value(user, "email"),

@@ -9,7 +9,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, Protocol
 
 from pydantic import BaseModel
 from sqlalchemy.exc import IntegrityError
@@ -32,6 +32,18 @@ REGISTRATION_GATED_FIELDS: Final = frozenset(LOGICAL_FIELDS) - REGISTRATION_ALLO
 
 USERNAME_TAKEN: Final = "Username already taken"
 EMAIL_TAKEN: Final = "Email already registered"
+ACCEPTED: Final = "If the email is available, check your inbox to finish signing up."
+
+
+class RegistrationDelivery(Protocol):
+    """What registration needs when a delivery channel is configured (the recovery feature
+    provides it; registration never imports that feature)."""
+
+    async def notify_existing_account(
+        self, db: AsyncSession, user: Any, *, field: str | None = None
+    ) -> None: ...
+
+    async def send_verification(self, db: AsyncSession, user: Any) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -67,8 +79,12 @@ class RegistrationService:
         extra_fields: Iterable[str] = (),
         new_user_defaults: Mapping[str, Any] | None = None,
         new_user_fields: NewUserFields | None = None,
+        delivery: RegistrationDelivery | None = None,
     ) -> None:
         self.runtime = runtime
+        #: With a delivery channel, a taken email (or recovery value) is answered like a new
+        #: one and its owner gets an "existing account" notice: the reply reveals nothing.
+        self.delivery = delivery
         repo = runtime.repo
         extras = set(extra_fields)
         gated = {f for f in extras if repo.logical_name(f) in REGISTRATION_GATED_FIELDS}
@@ -122,7 +138,8 @@ class RegistrationService:
         # Counted only once the request is valid (the reference's order), before any hashing.
         await runtime.throttles.hit("register", client_ip or "no-address")
         values["hashed_password"] = await runtime.hasher.hash_async(password)
-        await self._ensure_unique(db, values)
+        if await self._taken_quietly(db, values):
+            return None
         values.update(self.new_user_defaults)
         values.update(await self._provisioned(db, values, payload))
         try:
@@ -130,19 +147,36 @@ class RegistrationService:
         except IntegrityError:
             # Lost a race with a concurrent registration: report it like the pre-check would,
             # and never let the database error through.
-            await self._ensure_unique(db, values)
+            if await self._taken_quietly(db, values):
+                return None
             raise InvalidInput(
                 "Registration failed: an account with these details exists"
             ) from None
         await runtime.hooks.fire("on_after_register", repo.to_dict(user), db=db, context=context)
+        if self.delivery is not None:
+            await self.delivery.send_verification(db, user)  # best-effort by contract
         return user
 
-    async def _ensure_unique(self, db: AsyncSession, values: Mapping[str, Any]) -> None:
+    async def _taken_quietly(self, db: AsyncSession, values: Mapping[str, Any]) -> bool:
+        """Raise for a taken username (public, as in the reference); for a taken email or
+        recovery value, raise without delivery, or notify the owner and return True."""
         repo = self.runtime.repo
         if "username" in values and await repo.find_by(db, "username", values["username"]):
             raise DuplicateValue("username", USERNAME_TAKEN)
-        if values.get("email") and await repo.find_by(db, "email", values["email"]):
-            raise DuplicateValue("email", EMAIL_TAKEN)
+        fields = ["email"]
+        recovery = self.runtime.identity.recovery
+        if self.delivery is not None and recovery not in (None, "email", "username"):
+            fields.append(recovery)
+        for name in fields:
+            value = values.get(name)
+            owner = await repo.find_by(db, name, value) if value else None
+            if owner is None:
+                continue
+            if self.delivery is None:
+                raise DuplicateValue(name, EMAIL_TAKEN)
+            await self.delivery.notify_existing_account(db, owner, field=name)
+            return True
+        return False
 
     async def _provisioned(
         self, db: AsyncSession, values: Mapping[str, Any], payload: Mapping[str, Any]

@@ -2,7 +2,7 @@
 
 import inspect
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import Annotated
+from typing import Annotated, Any, Protocol, cast, runtime_checkable
 
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,6 +16,25 @@ from crudauth.transports.base import AuthContext, Transport
 Check = Callable[[Principal], bool | Awaitable[bool]]
 
 _CACHE_ATTR = "_crudauth_principals"
+
+
+@runtime_checkable
+class ClaimsTransport(Protocol):
+    """A transport that can serve ``current_user(load_user=False)`` without SQL."""
+
+    async def authenticate_claims(self, request: Request) -> Principal | None:
+        """Like ``authenticate``, from the credential and its store alone (``user=None``)."""
+
+    async def revoke_user(self, user_id: Any) -> int:
+        """Make every credential of ``user_id`` fail on this transport's claims path."""
+
+
+def _cache(request: Request) -> dict[str, Principal | None]:
+    cache: dict[str, Principal | None] | None = getattr(request.state, _CACHE_ATTR, None)
+    if cache is None:
+        cache = {}
+        setattr(request.state, _CACHE_ATTR, cache)
+    return cache
 
 
 class PrincipalResolver:
@@ -39,10 +58,7 @@ class PrincipalResolver:
         A credential that is present but invalid raises; it is never treated as anonymous.
         Failures are not cached.
         """
-        cache: dict[str, Principal | None] | None = getattr(request.state, _CACHE_ATTR, None)
-        if cache is None:
-            cache = {}
-            setattr(request.state, _CACHE_ATTR, cache)
+        cache = _cache(request)
         slot = transport or "*"
         if slot in cache:
             return cache[slot]
@@ -55,6 +71,42 @@ class PrincipalResolver:
         cache[slot] = principal
         return principal
 
+    async def resolve_claims(
+        self, request: Request, transport: str | None = None
+    ) -> Principal | None:
+        """The principal from each credential's own store, without reading the user row.
+
+        Reuses a full principal already resolved for this request (it is at least as fresh).
+        """
+        cache = _cache(request)
+        slot = transport or "*"
+        if slot in cache:
+            return cache[slot]
+        claims_slot = slot + ":claims"
+        if claims_slot in cache:
+            return cache[claims_slot]
+        principal: Principal | None = None
+        for candidate in self.select(transport):
+            # Checked when the route was built (``dependency``): no isinstance per request.
+            principal = await cast(ClaimsTransport, candidate).authenticate_claims(request)
+            if principal is not None:
+                break
+        cache[claims_slot] = principal
+        return principal
+
+    async def revoke_user(self, user_id: Any) -> int:
+        """End every credential of ``user_id`` that a claims path could still accept.
+
+        Call it after committing a token_version bump or a deactivation: sessions are
+        deleted and the bearer claims entry is overwritten, so ``load_user=False`` routes
+        refuse the old credentials on their next request. Returns how many were ended.
+        """
+        ended = 0
+        for candidate in self.transports:
+            if isinstance(candidate, ClaimsTransport):
+                ended += await candidate.revoke_user(user_id)
+        return ended
+
     def dependency(
         self,
         *,
@@ -64,8 +116,13 @@ class PrincipalResolver:
         scopes: Iterable[str] | None = None,
         transport: str | None = None,
         check: Check | None = None,
+        load_user: bool = True,
     ) -> Callable[..., Awaitable[Principal | None]]:
-        """Build the FastAPI dependency behind ``CRUDAuth.current_user``."""
+        """Build the FastAPI dependency behind ``CRUDAuth.current_user``.
+
+        ``load_user=False`` serves the principal's claims with no SQL and ``user=None``; see
+        docs/performance.md for which revocations it sees at once.
+        """
         if transport is not None and transport not in self.names:
             raise ConfigurationError(
                 f"current_user(transport={transport!r}): no such transport "
@@ -77,7 +134,44 @@ class PrincipalResolver:
             )
         if check is not None and not callable(check):
             raise ConfigurationError("current_user(check=...) must be callable")
+        if not load_user:
+            unable = [t.name for t in self.select(transport) if not isinstance(t, ClaimsTransport)]
+            if unable:
+                raise ConfigurationError(
+                    f"current_user(load_user=False): transport(s) {unable} cannot serve claims "
+                    "without loading the user"
+                )
         required = frozenset(scopes or ())
+
+        async def gate(principal: Principal | None) -> Principal | None:
+            if principal is None:
+                if optional:
+                    return None
+                raise NotAuthenticated()
+            if superuser and not principal.is_superuser:
+                raise AccessDenied("Insufficient privileges")
+            if verified and not principal.recovery_verified:
+                raise AccessDenied("Recovery factor not verified")
+            if required and not principal.has_scopes(required):
+                raise AccessDenied("Insufficient scope")
+            if check is not None:
+                allowed = check(principal)
+                if inspect.isawaitable(allowed):
+                    allowed = await allowed
+                if not allowed:
+                    raise AccessDenied("Access denied")
+            return principal
+
+        if not load_user:
+            resolve_claims = self.resolve_claims
+
+            # No database dependency at all: no session object, no connection, no SQL.
+            async def current_claims(request: Request) -> Principal | None:
+                with http_errors():
+                    return await gate(await resolve_claims(request, transport))
+
+            return current_claims
+
         resolve = self.resolve
 
         async def current_user(
@@ -85,23 +179,6 @@ class PrincipalResolver:
             db: Annotated[AsyncSession, Depends(self.runtime.session_dependency)],
         ) -> Principal | None:
             with http_errors():
-                principal = await resolve(request, db, transport)
-                if principal is None:
-                    if optional:
-                        return None
-                    raise NotAuthenticated()
-                if superuser and not principal.is_superuser:
-                    raise AccessDenied("Insufficient privileges")
-                if verified and not principal.recovery_verified:
-                    raise AccessDenied("Recovery factor not verified")
-                if required and not principal.has_scopes(required):
-                    raise AccessDenied("Insufficient scope")
-                if check is not None:
-                    allowed = check(principal)
-                    if inspect.isawaitable(allowed):
-                        allowed = await allowed
-                    if not allowed:
-                        raise AccessDenied("Access denied")
-                return principal
+                return await gate(await resolve(request, db, transport))
 
         return current_user

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import secrets
 from collections.abc import Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -36,7 +38,12 @@ from crudauth.transports.bearer.tokens import (
     new_token_id,
     verify_token,
 )
-from crudauth.transports.session.transport import SessionTransport, build_principal
+from crudauth.transports.session.transport import (
+    SessionTransport,
+    build_principal,
+    claims_snapshot,
+    own_db,
+)
 
 RefreshMode = Literal["cookie", "body"]
 DAY = 86400
@@ -44,6 +51,8 @@ INVALID_TOKEN = "Invalid token"  # noqa: S105 - an error text, not a secret
 TOKEN_TYPE = "bearer"  # noqa: S105 - the OAuth 2.0 token_type, not a secret
 #: RFC 6750 §3: every 401 for a bad bearer token says so in ``WWW-Authenticate``.
 CHALLENGE = 'Bearer error="invalid_token"'
+#: A per-user entry in the token store that revocation overwrites (``revoked:<nonce>``).
+REVOKED = "revoked:"
 
 
 def unauthorized(detail: str = INVALID_TOKEN, code: str = "invalid_token") -> UnauthorizedException:
@@ -262,7 +271,7 @@ class BearerTransport(Transport):
 
     # -- requests ------------------------------------------------------------------------------
 
-    async def authenticate(self, request: Request, ctx: AuthContext) -> Principal | None:
+    def _verify_access(self, request: Request) -> dict[str, Any] | None:
         header = request.headers.get("authorization")
         if header is None:
             return None
@@ -270,13 +279,24 @@ class BearerTransport(Transport):
         if scheme.lower() != "bearer":
             return None  # another scheme is another transport's business
         try:
-            claims = verify_token(
+            return verify_token(
                 token.strip(),
                 self.access_keys,
                 TokenType.ACCESS,
                 rules=self.rules,
-                now=ctx.runtime.clock.now(),
+                now=self.runtime.clock.now(),
             )
+        except InvalidToken:
+            raise unauthorized() from None
+
+    def _metadata(self, claims: Mapping[str, Any]) -> dict[str, Any]:
+        return {"jti": claims["jti"], "expires_at": claims["exp"], "token_type": "access"}
+
+    async def authenticate(self, request: Request, ctx: AuthContext) -> Principal | None:
+        claims = self._verify_access(request)
+        if claims is None:
+            return None
+        try:
             user = await self._live_user(ctx.db, claims)
         except InvalidToken:
             raise unauthorized() from None
@@ -284,9 +304,88 @@ class BearerTransport(Transport):
             ctx.runtime,
             user,
             self.name,
-            {"jti": claims["jti"], "expires_at": claims["exp"], "token_type": "access"},
+            self._metadata(claims),
             scopes=frozenset(claims["scopes"]) & self.grantable_scopes,
         )
+
+    # -- load_user=False -----------------------------------------------------------------------
+    #
+    # A JWT alone cannot be revoked before it expires, and it does not carry the user's flags.
+    # So the claims path keeps, per user, a small entry in the token store: the user's
+    # token_version, is_active and flags, read from the database on a miss and kept for at
+    # most one access-token lifetime. ``revoke_user`` overwrites it with a tombstone, so a
+    # revocation through the library bites on the next request; fills use SET NX / compare-
+    # and-set against the value they read, so a fill racing a revocation never wins.
+
+    def _claims_key(self, subject: str) -> str:
+        return f"{{u:{subject}}}:bearer-claims"
+
+    def _entry_ttl(self) -> float:
+        return self.access_ttl + self.leeway + 1
+
+    async def _snapshot(self, claims: Mapping[str, Any], *, stale: bool) -> dict[str, Any]:
+        """The user's entry (one GET); read and stored from the database on a miss."""
+        tokens = self.runtime.tokens
+        key = self._claims_key(claims["sub"])
+        current = None if stale else await tokens.get(key)
+        entry = _parse_entry(current)
+        if entry is not None:
+            return entry
+        if stale:
+            current = await tokens.get(key)
+        repo = self.runtime.repo
+        async with own_db(self.runtime) as db:
+            user = await repo.get(db, claims["sub"])
+            if user is None:
+                raise unauthorized()
+            principal = build_principal(self.runtime, user, self.name, {})
+            entry = {
+                "ver": int(repo.value(user, "token_version", 0) or 0),
+                "active": bool(repo.value(user, "is_active", True)),
+                **claims_snapshot(principal),
+            }
+        value = json.dumps(entry, separators=(",", ":"))
+        if current is None:
+            await tokens.set_if_absent(key, value, self._entry_ttl())
+        else:
+            await tokens.compare_and_set(key, current, value, self._entry_ttl())
+        return entry
+
+    async def authenticate_claims(self, request: Request) -> Principal | None:
+        """``current_user(load_user=False)``: one token-store GET, no SQL in the steady state.
+
+        ``Principal.user`` is ``None``. Rejected at once: a token whose version is below the
+        user's, a deactivated user, and everything after ``revoke_user``.
+        """
+        claims = self._verify_access(request)
+        if claims is None:
+            return None
+        entry = await self._snapshot(claims, stale=False)
+        if claims["ver"] > entry["ver"]:
+            # Newer than the entry: the version moved on without the library (say, SQL).
+            entry = await self._snapshot(claims, stale=True)
+        if not entry["active"] or claims["ver"] != entry["ver"]:
+            raise unauthorized()
+        return Principal(
+            user_id=self.runtime.repo._coerce_id(claims["sub"]),  # the same coercion as get()
+            scopes=frozenset(claims["scopes"]) & self.grantable_scopes,
+            transport=self.name,
+            user=None,
+            is_superuser=bool(entry.get("su", False)),
+            email_verified=bool(entry.get("ev", False)),
+            recovery_verified=bool(entry.get("rv", False)),
+            metadata=self._metadata(claims),
+        )
+
+    async def revoke_user(self, user_id: Any) -> int:
+        """Make ``load_user=False`` re-read ``user_id`` from the database from now on.
+
+        Call it after committing a token_version bump or a deactivation. The tombstone lives
+        one access-token lifetime, after which every token issued before it has expired.
+        """
+        value = REVOKED + secrets.token_urlsafe(16)
+        await self.runtime.tokens.set(self._claims_key(str(user_id)), value, self._entry_ttl())
+        return 1
 
     async def _live_user(self, db: AsyncSession, claims: Mapping[str, Any]) -> Any:
         """The active user a token names, still at the token's version; else ``InvalidToken``."""
@@ -403,3 +502,20 @@ class BearerTransport(Transport):
             httponly=True,
             samesite=config.samesite,
         )
+
+
+def _parse_entry(value: str | None) -> dict[str, Any] | None:
+    """A stored claims entry, or ``None`` for a miss, a tombstone or anything malformed."""
+    if value is None or value.startswith(REVOKED):
+        return None
+    try:
+        entry = json.loads(value)
+    except ValueError:
+        return None
+    if (
+        not isinstance(entry, dict)
+        or not isinstance(entry.get("ver"), int)
+        or not isinstance(entry.get("active"), bool)
+    ):
+        return None
+    return entry

@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crudauth.http.errors import http_errors
 from crudauth.http.guards import no_store, refuse_cross_site
 from crudauth.transports.login import check_password, finish_sign_in
+from crudauth.transports.session.management import build_management_router
 
 if TYPE_CHECKING:
     from crudauth.transports.session.transport import SessionTransport
@@ -69,4 +70,6 @@ def build_session_router(transport: "SessionTransport") -> APIRouter:
             transport.clear_all_cookies(response)
             return {"detail": "Logged out"}
 
+    if transport.management_routes:
+        router.include_router(build_management_router(transport))
     return router

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from typing import Any, Final, Literal
 
 from fastapi import APIRouter
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -21,6 +24,9 @@ from crudauth.transports.session.cookies import SessionCookies
 from crudauth.transports.session.manager import LiveSession, SessionManager, SessionSettings
 
 Backend = Literal["memory", "redis", "database"]
+
+#: Where a session record keeps the claims snapshot taken at sign-in (in ``metadata``).
+CLAIMS_KEY: Final = "_claims"
 
 
 class SessionTransport(Transport):
@@ -200,7 +206,8 @@ class SessionTransport(Transport):
         """The live session this request presents, or ``None``."""
         return await self.manager.validate(request.cookies.get(self.cookie_name))
 
-    async def authenticate(self, request: Request, ctx: AuthContext) -> Principal | None:
+    async def _live(self, request: Request) -> tuple[str, LiveSession] | None:
+        """The presented session, validated (one store round trip) and CSRF-checked."""
         session_id = request.cookies.get(self.cookie_name)
         if session_id is None:
             return None
@@ -209,6 +216,25 @@ class SessionTransport(Transport):
             raise InvalidSession("unknown or expired session")
         if self.csrf and request.method.upper() not in SAFE_METHODS:
             self.manager.check_csrf(live, request.headers.get("x-csrf-token"))
+        return session_id, live
+
+    def _metadata(self, session_id: str, live: LiveSession) -> dict[str, Any]:
+        return {
+            "session_id": session_id,
+            "session_key": live.key,
+            "session_handle": live.handle,
+            "created_at": live.record.created_at,
+            "login_type": live.record.metadata.get("login_type", "password"),
+        }
+
+    async def authenticate(self, request: Request, ctx: AuthContext) -> Principal | None:
+        found = await self._live(request)
+        if found is None:
+            return None
+        session_id, live = found
+        return await self._with_user(ctx, session_id, live)
+
+    async def _with_user(self, ctx: AuthContext, session_id: str, live: LiveSession) -> Principal:
         repo = ctx.runtime.repo
         user = await repo.get(ctx.db, live.record.user_id)
         if user is None or not repo.value(user, "is_active", True):
@@ -218,18 +244,50 @@ class SessionTransport(Transport):
         if version is not None and version != repo.value(user, "token_version", 0):
             await self.manager.revoke_key(live.key)
             raise InvalidSession("credentials changed since sign-in")
-        return build_principal(
-            ctx.runtime,
-            user,
-            self.name,
-            {
-                "session_id": session_id,
-                "session_key": live.key,
-                "session_handle": live.handle,
-                "created_at": live.record.created_at,
-                "login_type": live.record.metadata.get("login_type", "password"),
-            },
+        principal = build_principal(ctx.runtime, user, self.name, self._metadata(session_id, live))
+        snapshot = claims_snapshot(principal)
+        stored = live.record.metadata.get(CLAIMS_KEY)
+        if stored is not None and stored != snapshot:
+            # A flag changed in the database (say, a demotion): the full path heals the
+            # snapshot that ``load_user=False`` reads. One write, only when something changed.
+            await self.manager.store.update(
+                live.key, {"metadata": {**live.record.metadata, CLAIMS_KEY: snapshot}}
+            )
+        return principal
+
+    async def authenticate_claims(self, request: Request) -> Principal | None:
+        """``current_user(load_user=False)``: the principal from the session record alone.
+
+        One store round trip and no SQL. The flags come from the snapshot taken at sign-in;
+        ``Principal.user`` is ``None``. Revocation through the library deletes the record, so
+        it bites at once; a change made straight in the database is not seen here (see
+        docs/performance.md). A record without a snapshot (signed in before snapshots existed)
+        takes the full path once.
+        """
+        found = await self._live(request)
+        if found is None:
+            return None
+        session_id, live = found
+        snapshot = live.record.metadata.get(CLAIMS_KEY)
+        if not isinstance(snapshot, dict):
+            async with own_db(self.runtime) as db:
+                principal = await self._with_user(
+                    AuthContext(db=db, runtime=self.runtime), session_id, live
+                )
+            return replace(principal, user=None)
+        return Principal(
+            user_id=_typed_id(self.runtime, live.record.user_id),
+            transport=self.name,
+            user=None,
+            is_superuser=bool(snapshot.get("su", False)),
+            email_verified=bool(snapshot.get("ev", False)),
+            recovery_verified=bool(snapshot.get("rv", False)),
+            metadata=self._metadata(session_id, live),
         )
+
+    async def revoke_user(self, user_id: Any) -> int:
+        """End every session of ``user_id`` (after a credential change or deactivation)."""
+        return await self.manager.revoke_all(user_id)
 
     async def complete_login(
         self, request: Request, response: Response, user: Any, options: Mapping[str, Any]
@@ -243,7 +301,10 @@ class SessionTransport(Transport):
             remember_me=remember,
             ip_address=runtime.client_ip(request),
             user_agent=request.headers.get("user-agent"),
-            metadata=dict(options.get("metadata") or {}),
+            metadata={
+                **dict(options.get("metadata") or {}),
+                CLAIMS_KEY: claims_snapshot(build_principal(runtime, user, self.name, {})),
+            },
         )
         max_age = int(min(self.remember_me_seconds, self.settings.remember_me_absolute_timeout))
         self.cookies.set(response, session_id, csrf, max_age if remember else None)
@@ -285,3 +346,35 @@ def build_principal(
         else False,
         metadata=dict(metadata),
     )
+
+
+def claims_snapshot(principal: Principal) -> dict[str, bool]:
+    """The flags ``current_user(load_user=False)`` serves without reading the user row."""
+    return {
+        "su": principal.is_superuser,
+        "ev": principal.email_verified,
+        "rv": principal.recovery_verified,
+    }
+
+
+def _typed_id(runtime: AuthRuntime, user_id: str) -> Any:
+    """The user id in the model's own type (records keep it as text)."""
+    try:
+        return runtime.repo._coerce_id(user_id)  # the same coercion as ``repo.get``
+    except (TypeError, ValueError):
+        return user_id
+
+
+@asynccontextmanager
+async def own_db(runtime: AuthRuntime) -> AsyncIterator[AsyncSession]:
+    """A database session from the app's dependency, outside FastAPI's injection."""
+    source = runtime.session_dependency()
+    if hasattr(source, "__anext__"):
+        db = await source.__anext__()
+        try:
+            yield db
+        finally:
+            await source.aclose()
+    else:
+        async with source as db:
+            yield db

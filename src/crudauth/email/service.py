@@ -1,0 +1,418 @@
+"""``EmailFlowService``: verify the recovery factor, reset a password, change the email.
+
+Non-enumeration. The request methods answer nothing (the routes reply with one fixed text)
+and do the same work whether or not an account matches: one address throttle, one silent
+per-target throttle, one lookup, one token mint, one store write, and one hand-over of the
+delivery job, which for an unknown account is a rehearsal that renders but sends nothing. The
+silent limits are keyed by a keyed hash of the *typed* value, so they behave the same for
+addresses with and without accounts, and they never appear in a response header. A failing
+channel is logged and never changes the answer.
+
+Credential changes are transactional: see :mod:`crudauth.email.outcome`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crudauth.email.config import (
+    DEFAULT_CHANGE_TTL,
+    DEFAULT_RESET_TTL,
+    DEFAULT_VERIFY_TTL,
+    EmailConfig,
+)
+from crudauth.email.delivery import DeliveryChannel, DeliveryIntent, DeliveryKind, EmailChannel
+from crudauth.email.dispatch import Defer, Dispatcher
+from crudauth.email.outcome import SessionEnder, apply_change, confirm_password, end_sessions
+from crudauth.email.tokens import RecoveryTokens, TokenPurpose
+from crudauth.errors import (
+    ConfigurationError,
+    DuplicateValue,
+    InvalidRecoveryToken,
+    InvalidRequest,
+)
+from crudauth.hooks import HookContext
+from crudauth.http.redirects import safe_redirect_path
+from crudauth.identity.identifiers import MAX_EMAIL_LENGTH, canonical_email, clean_identifier
+from crudauth.policy import PasswordContext
+from crudauth.runtime import AuthRuntime
+
+logger = logging.getLogger("crudauth")
+
+EMAIL_IN_USE = "Email already in use"
+
+
+@dataclass(frozen=True)
+class EmailFlowResult:
+    """The account a confirm route changed, and the same-origin path to return to, if any."""
+
+    user: Any
+    redirect_to: str | None = None
+
+
+class EmailFlowService:
+    """Recovery flows over the configured delivery channels."""
+
+    def __init__(
+        self,
+        runtime: AuthRuntime,
+        *,
+        config: EmailConfig | None = None,
+        channels: Sequence[DeliveryChannel] = (),
+        transports: Sequence[Any] = (),
+    ) -> None:
+        factor = runtime.identity.recovery
+        if factor is None:
+            raise ConfigurationError("email=/channels= need a recovery factor (recovery=None)")
+        repo = runtime.repo
+        if config is not None and not repo.has("email"):
+            raise ConfigurationError("email= needs an email column on the user model")
+        verified = runtime.identity.recovery_verified_field
+        if verified is None or not repo.has(verified):
+            raise ConfigurationError(f"recovery flows need a {verified!r} column on the model")
+        found: list[DeliveryChannel] = [EmailChannel(config)] if config is not None else []
+        for channel in channels:
+            if not isinstance(channel, DeliveryChannel):
+                raise ConfigurationError(f"{channel!r} is not a crudauth DeliveryChannel")
+            found.append(channel)
+        if not found:
+            raise ConfigurationError("recovery flows need email= or at least one channel")
+        self.runtime = runtime
+        self.config = config
+        self.channels: tuple[DeliveryChannel, ...] = tuple(found)
+        self.factor = factor
+        self.verified_field = verified
+        self.tokens = RecoveryTokens(runtime.keys, runtime.clock, runtime.tokens)
+        self.verify_ttl = config.verify_ttl_seconds if config else DEFAULT_VERIFY_TTL
+        self.reset_ttl = config.reset_ttl_seconds if config else DEFAULT_RESET_TTL
+        self.change_ttl = config.change_ttl_seconds if config else DEFAULT_CHANGE_TTL
+        self.dispatch = Dispatcher(runtime, self.channels)
+        # Every session transport's manager: a reset must end sessions wherever they live.
+        managers = [getattr(t, "manager", None) for t in transports]
+        self.sessions: tuple[SessionEnder, ...] = tuple(
+            m for m in managers if m is not None and callable(getattr(m, "revoke_all", None))
+        )
+
+    # -- shape --------------------------------------------------------------------------------
+
+    @property
+    def verify_kind(self) -> DeliveryKind:
+        if self.factor == "email":
+            return DeliveryKind.VERIFY_EMAIL
+        return DeliveryKind.VERIFY_RECOVERY
+
+    @property
+    def can_change_email(self) -> bool:
+        """Email change needs an email column and a channel that sends email."""
+        return self.runtime.repo.has("email") and any(c.sends_email for c in self.channels)
+
+    def _recovery_value(self, user: Any) -> str | None:
+        value = self.runtime.repo.value(user, self.factor)
+        return str(value) if value else None
+
+    def _snapshot(self, purpose: TokenPurpose, user: Any) -> list[Any]:
+        """What a token of ``purpose`` is bound to: change any of it and the token dies."""
+        repo = self.runtime.repo
+        if user is None:
+            return ["", "", 0]  # same shape and cost as a real snapshot
+        version = repo.value(user, "token_version", 0)
+        if purpose == "verify_email":
+            return [self._recovery_value(user), version]
+        if purpose == "reset_password":
+            return [repo.value(user, "hashed_password"), self._recovery_value(user), version]
+        return [repo.value(user, "hashed_password"), repo.value(user, "email"), version]
+
+    # -- the work every request shares ---------------------------------------------------------
+
+    async def _issue_and_send(
+        self,
+        db: Any,
+        purpose: TokenPurpose,
+        kind: DeliveryKind,
+        user: Any,
+        typed: str,
+        ttl: float,
+        *,
+        redirect_to: str | None,
+        defer: Defer | None,
+    ) -> None:
+        repo = self.runtime.repo
+        token = await self.tokens.issue(
+            purpose,
+            str(repo.user_id(user)) if user is not None else None,
+            self._snapshot(purpose, user),
+            ttl,
+            redirect_to=safe_redirect_path(redirect_to),
+        )
+        recipient = self._recovery_value(user) if user is not None else None
+        intent = DeliveryIntent(
+            kind,
+            token,
+            repo.to_dict(user) if user is not None else {},
+            recipient or typed,  # a typed value is only ever rehearsed, never sent to
+            int(ttl),
+        )
+        await self.dispatch.hand_over(
+            intent, db, real=user is not None, email_only=False, defer=defer
+        )
+
+    async def _find(self, db: AsyncSession, value: str) -> Any | None:
+        if not value or len(value) > MAX_EMAIL_LENGTH:
+            return None
+        return await self.runtime.repo.find_by(db, self.factor, value.strip())
+
+    def _active(self, user: Any) -> bool:
+        return bool(self.runtime.repo.value(user, "is_active", True))
+
+    # -- verification ------------------------------------------------------------------------
+
+    async def request_recovery_verification(
+        self,
+        db: AsyncSession,
+        value: str,
+        *,
+        redirect_to: str | None = None,
+        client_ip: str | None = None,
+        defer: Defer | None = None,
+    ) -> None:
+        """Send a verification link if ``value`` belongs to an active, unverified account."""
+        await self.dispatch.throttle_address("email_verify_request", client_ip)
+        allowed = await self.dispatch.target_allowed("email_verify_request", value)
+        user = await self._find(db, value)
+        repo = self.runtime.repo
+        eligible = (
+            allowed
+            and user is not None
+            and self._active(user)
+            and not repo.value(user, self.verified_field, False)
+        )
+        await self._issue_and_send(
+            db,
+            "verify_email",
+            self.verify_kind,
+            user if eligible else None,
+            value,
+            self.verify_ttl,
+            redirect_to=redirect_to,
+            defer=defer,
+        )
+
+    async def send_verification(self, db: AsyncSession, user: Any) -> None:
+        """Best-effort verification link for a new account (after ``/register``)."""
+        try:
+            if self._recovery_value(user) and not self.runtime.repo.value(
+                user, self.verified_field, False
+            ):
+                await self._issue_and_send(
+                    db,
+                    "verify_email",
+                    self.verify_kind,
+                    user,
+                    "",
+                    self.verify_ttl,
+                    redirect_to=None,
+                    defer=None,
+                )
+        except Exception:
+            logger.exception("crudauth: could not send the verification of a new account")
+
+    async def confirm_recovery_verification(
+        self, db: AsyncSession, token: str, *, context: HookContext | None = None
+    ) -> EmailFlowResult:
+        """Mark the recovery factor verified; the hook fires only the first time."""
+        claims, record, user = await self._redeem(db, "verify_email", token)
+        first_time = not self.runtime.repo.value(user, self.verified_field, False)
+        await apply_change(
+            db,
+            self.runtime.repo,
+            self.tokens,
+            user,
+            claims,
+            record,
+            {self.verified_field: True},
+            bump=False,
+        )
+        if first_time:
+            await self._fire("on_after_recovery_verified", user, db, context)
+        return EmailFlowResult(user, claims.redirect_to)
+
+    # -- password reset ----------------------------------------------------------------------
+
+    async def request_password_reset(
+        self,
+        db: AsyncSession,
+        value: str,
+        *,
+        redirect_to: str | None = None,
+        client_ip: str | None = None,
+        defer: Defer | None = None,
+    ) -> None:
+        """Send a reset link if ``value`` belongs to an active account."""
+        await self.dispatch.throttle_address("password_reset_request", client_ip)
+        allowed = await self.dispatch.target_allowed("password_reset_request", value)
+        user = await self._find(db, value)
+        eligible = allowed and user is not None and self._active(user)
+        await self._issue_and_send(
+            db,
+            "reset_password",
+            DeliveryKind.RESET_PASSWORD,
+            user if eligible else None,
+            value,
+            self.reset_ttl,
+            redirect_to=redirect_to,
+            defer=defer,
+        )
+
+    async def reset_password(
+        self,
+        db: AsyncSession,
+        token: str,
+        new_password: str,
+        *,
+        context: HookContext | None = None,
+    ) -> EmailFlowResult:
+        """Set a new password, end every session and clear the sign-in lockout."""
+        runtime, repo = self.runtime, self.runtime.repo
+        claims, record, user = await self._redeem(db, "reset_password", token)
+        # The policy runs before anything is spent: a weak password costs the user nothing.
+        await runtime.password_policy.check(
+            new_password,
+            PasswordContext(
+                source="reset",
+                username=repo.value(user, "username"),
+                email=repo.value(user, "email"),
+                user=user,
+            ),
+            "new_password",
+        )
+        new_hash = await runtime.hasher.hash_async(new_password)
+        await apply_change(
+            db, repo, self.tokens, user, claims, record, {"hashed_password": new_hash}, bump=True
+        )
+        await end_sessions(self.runtime, self.sessions, user, keep=None)
+        for field in runtime.identity.login:
+            value = repo.value(user, field)
+            if value:
+                try:
+                    await runtime.lockout.clear(str(value))
+                except Exception:
+                    logger.warning("crudauth: could not clear the lockout after a reset")
+        await self._fire("on_after_password_reset", user, db, context)
+        return EmailFlowResult(user, claims.redirect_to)
+
+    # -- email change ------------------------------------------------------------------------
+
+    async def request_email_change(
+        self,
+        db: AsyncSession,
+        user: Any,
+        new_email: str,
+        password: str,
+        *,
+        redirect_to: str | None = None,
+        client_ip: str | None = None,
+        keep_session: str | None = None,
+        defer: Defer | None = None,
+    ) -> None:
+        """Send a confirmation link to ``new_email`` unless the address is taken."""
+        repo = self.runtime.repo
+        await self.dispatch.throttle_address("email_change_request", client_ip)
+        await confirm_password(self.runtime, user, password, client_ip)
+        limit = min(repo.max_length("email") or MAX_EMAIL_LENGTH, MAX_EMAIL_LENGTH)
+        new = canonical_email(clean_identifier(new_email, "new_email", limit))
+        current = repo.value(user, "email")
+        if current and canonical_email(str(current)) == new:
+            raise InvalidRequest("New email matches current email", code="email_unchanged")
+        allowed = await self.dispatch.target_allowed("email_change_request", new)
+        taken = await repo.find_by(db, "email", new) is not None
+        eligible = allowed and not taken
+        token = await self.tokens.issue(
+            "change_email",
+            str(repo.user_id(user)) if eligible else None,
+            self._snapshot("change_email", user if eligible else None),
+            self.change_ttl,
+            redirect_to=safe_redirect_path(redirect_to),
+            new_email=new,
+            keep_session=keep_session,
+        )
+        intent = DeliveryIntent(
+            DeliveryKind.CHANGE_EMAIL, token, repo.to_dict(user), new, int(self.change_ttl)
+        )
+        await self.dispatch.hand_over(intent, db, real=eligible, email_only=True, defer=defer)
+
+    async def confirm_email_change(
+        self, db: AsyncSession, token: str, *, context: HookContext | None = None
+    ) -> EmailFlowResult:
+        """Switch to the new address (verified), end the other sessions, tell the old one."""
+        repo = self.runtime.repo
+        claims, record, user = await self._redeem(db, "change_email", token)
+        new = claims.new_email
+        if not new:
+            raise InvalidRecoveryToken("no address in an email-change token")
+        owner = await repo.find_by(db, "email", new)
+        if owner is not None and repo.user_id(owner) != repo.user_id(user):
+            raise DuplicateValue("email", EMAIL_IN_USE)  # the token stays unspent
+        old = repo.value(user, "email")
+        values: dict[str, Any] = {"email": new}
+        if repo.has("email_verified"):
+            values["email_verified"] = True
+        await apply_change(
+            db,
+            repo,
+            self.tokens,
+            user,
+            claims,
+            record,
+            values,
+            bump=True,
+            on_conflict=DuplicateValue("email", EMAIL_IN_USE),
+        )
+        await end_sessions(self.runtime, self.sessions, user, keep=record.keep_session)
+        if old:
+            notice = DeliveryIntent(DeliveryKind.EMAIL_CHANGED, None, repo.to_dict(user), old)
+            await self.dispatch.hand_over(notice, db, real=True, email_only=True, defer=None)
+        await self._fire("on_after_email_changed", user, db, context)
+        return EmailFlowResult(user, claims.redirect_to)
+
+    # -- notices -----------------------------------------------------------------------------
+
+    async def notify_existing_account(
+        self, db: AsyncSession, user: Any, *, field: str | None = None
+    ) -> None:
+        """Tell an account's owner that someone tried to sign up with their address."""
+        value = self.runtime.repo.value(user, field or self.factor)
+        if not value:
+            return
+        try:
+            if not await self.dispatch.target_allowed("existing_account_notice", str(value)):
+                return
+            intent = DeliveryIntent(
+                DeliveryKind.EXISTING_ACCOUNT, None, self.runtime.repo.to_dict(user), str(value)
+            )
+            await self.dispatch.hand_over(intent, db, real=True, email_only=False, defer=None)
+        except Exception:
+            logger.exception("crudauth: could not send an existing-account notice")
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    async def _redeem(self, db: AsyncSession, purpose: TokenPurpose, token: str) -> Any:
+        claims = self.tokens.read(purpose, token)
+        record = await self.tokens.live_record(claims)
+        user = await self.runtime.repo.get(db, claims.user_id)
+        if user is None or not self._active(user):
+            raise InvalidRecoveryToken("account gone or disabled")
+        if not self.tokens.state_matches(claims, self._snapshot(purpose, user)):
+            raise InvalidRecoveryToken("the account changed since the token was issued")
+        return claims, record, user
+
+    async def _fire(
+        self, name: str, user: Any, db: AsyncSession, context: HookContext | None
+    ) -> None:
+        await self.runtime.hooks.fire(
+            name, self.runtime.repo.to_dict(user), db=db, context=context or HookContext()
+        )
