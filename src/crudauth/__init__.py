@@ -58,6 +58,8 @@ from crudauth.register import (
     REGISTRATION_GATED_FIELDS,
     NewUserContext,
 )
+from crudauth.register.service import NewUserFields
+from crudauth.storage.database import DatabaseStore
 from crudauth.sudo import SudoConfig, SudoManager
 from crudauth.transports import AuthContext, BearerTransport, SessionTransport, Transport
 from crudauth.transports.session import SessionManager
@@ -79,6 +81,7 @@ __all__ = [
     "ConfigurationError",
     "CookieConfig",
     "CrudAuthError",
+    "DatabaseStore",
     "DeliveryChannel",
     "DeliveryIntent",
     "DeliveryKind",
@@ -94,6 +97,7 @@ __all__ = [
     "HookContext",
     "IdentityConfig",
     "NewUserContext",
+    "NewUserFields",
     "NotFoundException",
     "OAuthAccountException",
     "PasswordContext",

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import logging
-import os
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 from fastapi import APIRouter
@@ -15,7 +12,15 @@ from starlette.requests import Request
 
 from crudauth.account.router import build_account_router
 from crudauth.authentication import PasswordAuthenticator
-from crudauth.backends import StateBackends, limiter_backend, shared_backends, token_store
+from crudauth.backends import (
+    StateBackends,
+    bind_transports,
+    choose_lockout_config,
+    limiter_backend,
+    production_from_env,
+    shared_backends,
+    token_store,
+)
 from crudauth.clock import Clock, SystemClock
 from crudauth.config import CookieConfig
 from crudauth.email.config import EmailConfig
@@ -51,47 +56,15 @@ from crudauth.storage.base import KeyValueStore
 from crudauth.storage.database import DatabaseStore
 from crudauth.sudo import SudoConfig, SudoManager, build_sudo_router, sudo_gate
 from crudauth.transports.base import Transport
+from crudauth.transports.bearer.transport import BearerTransport
 from crudauth.transports.login import PasswordSignIn, check_password
 from crudauth.transports.ratelimiting import KeyFunc, build_rate_limit
-from crudauth.transports.resolution import Check, PrincipalResolver
+from crudauth.transports.resolution import Check, PrincipalResolver, own_session
 from crudauth.transports.session.manager import SessionManager
 from crudauth.transports.session.transport import SessionTransport
 
-logger = logging.getLogger("crudauth")
-
-_NOT_YET = (
-    "oauth",
-    "oauth_paths",
-    "rate_limiter",
-    "redis_url",
-    "redis_client",
-    "database_store",
-    "rate_limit_prefix",
-    "mfa",
-    "legacy_verifiers",
-)
-
-
-def _lockout_config(
-    lockout: LockoutConfig | None, transports: Sequence[Transport | type[Transport]]
-) -> LockoutConfig:
-    """``lockout=``, or the 0.6-style ``SessionTransport(login_*=...)`` overrides, not both."""
-    overrides = [
-        t.lockout_overrides()
-        for t in transports
-        if isinstance(t, SessionTransport) and t.lockout_overrides()
-    ]
-    if lockout is not None and overrides:
-        raise ConfigurationError("pass lockout= or SessionTransport(login_*=...), not both")
-    if lockout is not None and not isinstance(lockout, LockoutConfig):
-        raise ConfigurationError("lockout must be a crudauth.ratelimit.LockoutConfig")
-    if overrides:
-        return LockoutConfig(**overrides[0])
-    return lockout or LockoutConfig()
-
-
-def _production_from_env() -> bool:
-    return os.environ.get("CRUDAUTH_ENV", "").strip().lower() in {"prod", "production"}
+#: Reference options whose features are not built yet: accepted by name, refused if used.
+_NOT_YET = ("oauth", "oauth_paths", "mfa", "legacy_verifiers")
 
 
 class CRUDAuth:
@@ -153,7 +126,7 @@ class CRUDAuth:
             raise ConfigurationError("fresh_sign_in_seconds must be >= 0")
         if algorithm != "HS256":
             raise ConfigurationError("only algorithm='HS256' is available in this version")
-        self.production = _production_from_env() if production is None else production
+        self.production = production_from_env() if production is None else production
         self.identity = identity or IdentityConfig()
         self.session = session
         self.repo = UserRepository(user_model, self.identity, column_map)
@@ -176,7 +149,7 @@ class CRUDAuth:
         requested = list(transports) if transports is not None else [SessionTransport]
         keys = KeyRing(SECRET_KEY, secret_fallbacks, production=self.production)
         limiter = limiter_backend(shared, rate_limiter, rate_limit_prefix, clock)
-        lockout_config = _lockout_config(lockout, requested)
+        lockout_config = choose_lockout_config(lockout, requested)
         self.runtime = AuthRuntime(
             session_dependency=session,
             repo=self.repo,
@@ -196,9 +169,12 @@ class CRUDAuth:
             redis_client=shared.redis_client,
             database_store=shared.database_store,
         )
-        self.transports = self._bind_transports(requested)
+        self.transports = bind_transports(self.runtime, requested)
         self._state = StateBackends(shared, self.transports, limiter, self.runtime.tokens)
         self._resolver = PrincipalResolver(self.runtime, self.transports)
+        self.runtime.revokers.extend(
+            t.revoke_user for t in self.transports if isinstance(t, BearerTransport)
+        )
         self._emails = (
             EmailFlowService(
                 self.runtime, config=email, channels=channels or (), transports=self.transports
@@ -216,7 +192,7 @@ class CRUDAuth:
         self._register_schema = register_schema or (
             RegisterIn if self.repo.has("email") else UsernameRegisterIn
         )
-        self._check_memory_backends(warn_on_memory_backend)
+        self._state.check_memory(production=self.production, warn=warn_on_memory_backend)
         self.sudo: SudoManager | None = self._build_sudo(sudo, limiter)
 
     def _build_sudo(
@@ -230,42 +206,6 @@ class CRUDAuth:
             raise ConfigurationError("sudo needs a SessionTransport: a grant lives in a session")
         session = self._session_transport()
         return SudoManager(self.runtime, session.manager, config, limiter, transport=session.name)
-
-    def _bind_transports(self, items: Sequence[Transport | type[Transport]]) -> list[Transport]:
-        if not items:
-            raise ConfigurationError("transports must not be empty")
-        bound: list[Transport] = []
-        for item in items:
-            instance = item() if isinstance(item, type) else item
-            if not isinstance(instance, Transport):
-                raise ConfigurationError(f"{item!r} is not a crudauth Transport")
-            instance.bind(self.runtime)
-            bound.append(instance)
-        names = [t.name for t in bound]
-        if len(set(names)) != len(names):
-            raise ConfigurationError(f"two transports share a name: {names}")
-        for transport in bound:
-            transport.attach(bound)
-        return bound
-
-    def _check_memory_backends(self, warn: bool) -> None:
-        parts = self._state.memory_parts()
-        if not parts:
-            return
-        if self.production:
-            raise ConfigurationError(
-                f"production refuses in-memory state ({', '.join(parts)}): it is not shared "
-                "between workers"
-            )
-        if warn:
-            logger.warning(
-                "crudauth: in-memory backend active for %s. This state lives in one process and "
-                "is not shared between workers or kept across restarts, so sessions, lockout "
-                "counters and one-time tokens quietly weaken under several workers. Use a shared "
-                "store in production (redis_url=, redis_client= or database_store=), or pass "
-                "warn_on_memory_backend=False if a single in-memory worker is intended.",
-                ", ".join(parts),
-            )
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -459,24 +399,16 @@ class CRUDAuth:
         self, request: Request, update_activity: bool = False
     ) -> Principal | None:
         """For middleware: the principal of ``request``, or ``None`` if absent or invalid."""
-        async with self._own_db() as db:
+        async with own_session(self.session) as db:
             try:
                 return await self._resolver.resolve(request, db)
             except Exception:
                 return None
 
-    @asynccontextmanager
-    async def _own_db(self) -> AsyncIterator[AsyncSession]:
-        source = self.session()
-        if hasattr(source, "__anext__"):
-            db = await source.__anext__()
-            try:
-                yield db
-            finally:
-                await source.aclose()
-        else:
-            async with source as db:
-                yield db
+    async def revoke_user(self, user_id: Any) -> int:
+        """End every session and cached bearer claim of ``user_id`` at once (for example after
+        your own code deactivated the account). Returns how many credentials were ended."""
+        return await self._resolver.revoke_user(user_id)
 
     def signed_in_recently(self, principal: Principal) -> bool:
         """True if the principal's session began within ``fresh_sign_in_seconds``, or the

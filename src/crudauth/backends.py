@@ -4,6 +4,7 @@ store lives where, who owns each client, and in what order they open and close."
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,6 +13,8 @@ from crudauth.clock import Clock
 from crudauth.errors import ConfigurationError
 from crudauth.ratelimit.base import RateLimiterBackend
 from crudauth.ratelimit.memory import MemoryRateLimiterBackend
+from crudauth.ratelimit.policy import LockoutConfig
+from crudauth.runtime import AuthRuntime
 from crudauth.storage.base import KeyValueStore
 from crudauth.storage.database import DatabaseStore
 from crudauth.storage.memory import MemoryKeyValueStore
@@ -19,6 +22,49 @@ from crudauth.transports.base import Transport
 from crudauth.transports.session.transport import SessionTransport
 
 logger = logging.getLogger("crudauth")
+
+
+def choose_lockout_config(
+    lockout: LockoutConfig | None, transports: Sequence[Transport | type[Transport]]
+) -> LockoutConfig:
+    """``lockout=``, or the 0.6-style ``SessionTransport(login_*=...)`` overrides, not both."""
+    overrides = [
+        t.lockout_overrides()
+        for t in transports
+        if isinstance(t, SessionTransport) and t.lockout_overrides()
+    ]
+    if lockout is not None and overrides:
+        raise ConfigurationError("pass lockout= or SessionTransport(login_*=...), not both")
+    if lockout is not None and not isinstance(lockout, LockoutConfig):
+        raise ConfigurationError("lockout must be a crudauth.ratelimit.LockoutConfig")
+    if overrides:
+        return LockoutConfig(**overrides[0])
+    return lockout or LockoutConfig()
+
+
+def production_from_env() -> bool:
+    return os.environ.get("CRUDAUTH_ENV", "").strip().lower() in {"prod", "production"}
+
+
+def bind_transports(
+    runtime: AuthRuntime, items: Sequence[Transport | type[Transport]]
+) -> list[Transport]:
+    """Instantiate (if given a class), bind and introduce every transport."""
+    if not items:
+        raise ConfigurationError("transports must not be empty")
+    bound: list[Transport] = []
+    for item in items:
+        instance = item() if isinstance(item, type) else item
+        if not isinstance(instance, Transport):
+            raise ConfigurationError(f"{item!r} is not a crudauth Transport")
+        instance.bind(runtime)
+        bound.append(instance)
+    names = [t.name for t in bound]
+    if len(set(names)) != len(names):
+        raise ConfigurationError(f"two transports share a name: {names}")
+    for transport in bound:
+        transport.attach(bound)
+    return bound
 
 
 @dataclass
@@ -71,6 +117,35 @@ class StateBackends:
         if self.tokens.in_memory:
             parts.append("single-use tokens/OAuth state/MFA challenges")
         return parts
+
+    def check_memory(self, *, production: bool, warn: bool) -> None:
+        """Refuse in-memory state in production; otherwise say once which parts are in memory."""
+        insecure = [
+            t.name
+            for t in self.transports
+            if isinstance(t, SessionTransport) and not t.cookies.config.secure
+        ]
+        if production and insecure:
+            raise ConfigurationError(
+                f"production refuses secure=False cookies (transport {', '.join(insecure)})"
+            )
+        parts = self.memory_parts()
+        if not parts:
+            return
+        if production:
+            raise ConfigurationError(
+                f"production refuses in-memory state ({', '.join(parts)}): it is not shared "
+                "between workers"
+            )
+        if warn:
+            logger.warning(
+                "crudauth: in-memory backend active for %s. This state lives in one process and "
+                "is not shared between workers or kept across restarts, so sessions, lockout "
+                "counters and one-time tokens quietly weaken under several workers. Use a shared "
+                "store in production (redis_url=, redis_client= or database_store=), or pass "
+                "warn_on_memory_backend=False if a single in-memory worker is intended.",
+                ", ".join(parts),
+            )
 
     async def initialize(self) -> None:
         if self._opened:

@@ -130,6 +130,7 @@ def build_account_router(
                 await db.rollback()
                 raise
             await end_other_sessions(principal, version)
+            await runtime.credentials_changed(principal.user_id)
             handle = principal.metadata.get("session_handle")
             await runtime.hooks.fire(
                 "on_after_password_changed",

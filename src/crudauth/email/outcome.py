@@ -115,6 +115,10 @@ async def end_sessions(
                 await manager.store.update(keep, {"token_version": version})
         except Exception:
             logger.exception("crudauth: could not revoke sessions after a credential change")
+    try:
+        await runtime.credentials_changed(user_id)
+    except Exception:
+        logger.exception("crudauth: could not drop cached claims after a credential change")
 
 
 async def confirm_password(

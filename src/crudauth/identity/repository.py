@@ -174,12 +174,13 @@ class UserRepository:
 
     async def get(self, db: AsyncSession, user_id: Any) -> Any | None:
         try:
-            key = self._coerce_id(user_id)
+            key = self.coerce_id(user_id)
         except (TypeError, ValueError):
             return None
         return await db.get(self.model, key)
 
-    def _coerce_id(self, user_id: Any) -> Any:
+    def coerce_id(self, user_id: Any) -> Any:
+        """``user_id`` as the primary key's Python type (a cookie or token carries a string)."""
         column = self._columns[self.attr_name("id")].columns[0]
         python_type = column.type.python_type
         if isinstance(user_id, python_type):

@@ -367,7 +367,7 @@ class BearerTransport(Transport):
         if not entry["active"] or claims["ver"] != entry["ver"]:
             raise unauthorized()
         return Principal(
-            user_id=self.runtime.repo._coerce_id(claims["sub"]),  # the same coercion as get()
+            user_id=self.runtime.repo.coerce_id(claims["sub"]),  # the same coercion as get()
             scopes=frozenset(claims["scopes"]) & self.grantable_scopes,
             transport=self.name,
             user=None,

@@ -140,6 +140,7 @@ def build_management_router(transport: "SessionTransport") -> APIRouter:
             ):
                 kept = key
             revoked = await manager.revoke_all(caller.user_id, keep_key=kept)
+            await runtime.credentials_changed(caller.user_id)
             if kept is None:
                 transport.clear_all_cookies(response)
             return {

@@ -241,9 +241,15 @@ class SessionTransport(Transport):
             await self.manager.revoke_key(live.key)
             raise InvalidSession("account gone or disabled")
         version = live.record.token_version
-        if version is not None and version != repo.value(user, "token_version", 0):
+        current = int(repo.value(user, "token_version", 0) or 0)
+        if version is not None and version < current:
             await self.manager.revoke_key(live.key)
             raise InvalidSession("credentials changed since sign-in")
+        if version is not None and version > current:
+            # The record was just moved to a new epoch that this request's read of the user
+            # row predates (a password change racing this request): refuse, but keep the
+            # session; the next request sees the committed epoch.
+            raise InvalidSession("epoch moving")
         principal = build_principal(ctx.runtime, user, self.name, self._metadata(session_id, live))
         snapshot = claims_snapshot(principal)
         stored = live.record.metadata.get(CLAIMS_KEY)
@@ -360,7 +366,7 @@ def claims_snapshot(principal: Principal) -> dict[str, bool]:
 def _typed_id(runtime: AuthRuntime, user_id: str) -> Any:
     """The user id in the model's own type (records keep it as text)."""
     try:
-        return runtime.repo._coerce_id(user_id)  # the same coercion as ``repo.get``
+        return runtime.repo.coerce_id(user_id)  # the same coercion as ``repo.get``
     except (TypeError, ValueError):
         return user_id
 
