@@ -13,7 +13,9 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Sequence
+import uuid
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -126,3 +128,32 @@ def session_cookies(response: httpx.Response) -> dict[str, str]:
 
 def cookie_header(cookies: dict[str, str]) -> dict[str, str]:
     return {"Cookie": "; ".join(f"{k}={v}" for k, v in cookies.items())}
+
+
+@contextmanager
+def postgres_schema(prefix: str) -> Iterator[str]:
+    """A fresh PostgreSQL schema holding the test apps' tables, dropped afterwards."""
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from tests.apps.common import Base
+    from tests.conftest import POSTGRES_URL
+
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+
+    async def run(statement: str, create: bool = False) -> None:
+        engine = create_async_engine(POSTGRES_URL)
+        try:
+            async with engine.begin() as conn:
+                await conn.execute(text(statement))
+                if create:
+                    await conn.execute(text(f"SET search_path TO {name}"))
+                    await conn.run_sync(Base.metadata.create_all)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run(f"CREATE SCHEMA {name}", create=True))
+    try:
+        yield name
+    finally:
+        asyncio.run(run(f"DROP SCHEMA {name} CASCADE"))

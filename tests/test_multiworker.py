@@ -6,7 +6,6 @@ the memory default they do not (which is why crudauth warns). Each concurrency t
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -14,12 +13,15 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 import redis
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
 
-from tests.apps.common import Base
 from tests.conftest import POSTGRES_URL, REDIS_TEST_URL
-from tests.multiworker import Workers, cookie_header, session_cookies, together
+from tests.multiworker import (
+    Workers,
+    cookie_header,
+    postgres_schema,
+    session_cookies,
+    together,
+)
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres]
 
@@ -28,21 +30,8 @@ PASSWORD = "correct horse battery staple"
 
 @pytest.fixture(scope="module")
 def schema() -> Iterator[str]:
-    name = f"crudauth_mw_{uuid.uuid4().hex[:10]}"
-
-    async def run(*statements: str, create: bool = False) -> None:
-        engine = create_async_engine(POSTGRES_URL)
-        async with engine.begin() as conn:
-            for statement in statements:
-                await conn.execute(text(statement))
-            if create:
-                await conn.execute(text(f"SET search_path TO {name}"))
-                await conn.run_sync(Base.metadata.create_all)
-        await engine.dispose()
-
-    asyncio.run(run(f"CREATE SCHEMA {name}", create=True))
-    yield name
-    asyncio.run(run(f"DROP SCHEMA {name} CASCADE"))
+    with postgres_schema("crudauth_mw") as name:
+        yield name
 
 
 def _env(schema: str) -> dict[str, str]:

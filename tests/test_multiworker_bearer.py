@@ -6,19 +6,15 @@ including the winner's fresh refresh token (RFC 9700 §4.14.2).
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import httpx
 import pytest
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
 
-from tests.apps.common import Base
 from tests.conftest import POSTGRES_URL, REDIS_TEST_URL
-from tests.multiworker import Workers, together
+from tests.multiworker import Workers, postgres_schema, together
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres]
 
@@ -27,21 +23,8 @@ PASSWORD = "correct horse battery staple"
 
 @pytest.fixture(scope="module")
 def schema() -> Iterator[str]:
-    name = f"crudauth_mwb_{uuid.uuid4().hex[:10]}"
-
-    async def run(*statements: str, create: bool = False) -> None:
-        engine = create_async_engine(POSTGRES_URL)
-        async with engine.begin() as conn:
-            for statement in statements:
-                await conn.execute(text(statement))
-            if create:
-                await conn.execute(text(f"SET search_path TO {name}"))
-                await conn.run_sync(Base.metadata.create_all)
-        await engine.dispose()
-
-    asyncio.run(run(f"CREATE SCHEMA {name}", create=True))
-    yield name
-    asyncio.run(run(f"DROP SCHEMA {name} CASCADE"))
+    with postgres_schema("crudauth_mwb") as name:
+        yield name
 
 
 @pytest.fixture(scope="module")

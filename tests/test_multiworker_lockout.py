@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -10,12 +9,15 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 import redis
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
 
-from tests.apps.common import Base
 from tests.conftest import POSTGRES_URL, REDIS_TEST_URL
-from tests.multiworker import Workers, cookie_header, session_cookies, together
+from tests.multiworker import (
+    Workers,
+    cookie_header,
+    postgres_schema,
+    session_cookies,
+    together,
+)
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres]
 
@@ -31,18 +33,13 @@ def counter_key() -> str:
 
 @pytest.fixture(scope="module")
 def workers(counter_key: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workers]:
-    schema = f"crudauth_lock_{uuid.uuid4().hex[:10]}"
+    with postgres_schema("crudauth_lock") as schema:
+        yield from _workers(schema, counter_key, tmp_path_factory)
 
-    async def run(statement: str, create: bool = False) -> None:
-        engine = create_async_engine(POSTGRES_URL)
-        async with engine.begin() as conn:
-            await conn.execute(text(statement))
-            if create:
-                await conn.execute(text(f"SET search_path TO {schema}"))
-                await conn.run_sync(Base.metadata.create_all)
-        await engine.dispose()
 
-    asyncio.run(run(f"CREATE SCHEMA {schema}", create=True))
+def _workers(
+    schema: str, counter_key: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Workers]:
     env = {
         "DATABASE_URL": POSTGRES_URL,
         "DATABASE_SCHEMA": schema,
@@ -54,7 +51,6 @@ def workers(counter_key: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
     pool.start(tmp_path_factory.mktemp("lockout-workers"))
     yield pool
     pool.stop()
-    asyncio.run(run(f"DROP SCHEMA {schema} CASCADE"))
 
 
 @pytest.fixture

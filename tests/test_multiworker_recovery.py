@@ -15,9 +15,8 @@ import redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from tests.apps.common import Base
 from tests.conftest import POSTGRES_URL, REDIS_TEST_URL
-from tests.multiworker import Workers, together
+from tests.multiworker import Workers, postgres_schema, together
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres]
 
@@ -26,22 +25,13 @@ OUTBOX = f"crudauth-test:outbox:{uuid.uuid4().hex}"
 
 
 @pytest.fixture(scope="module")
-def schema() -> str:
-    return f"crudauth_rec_{uuid.uuid4().hex[:10]}"
+def schema() -> Iterator[str]:
+    with postgres_schema("crudauth_rec") as name:
+        yield name
 
 
 @pytest.fixture(scope="module")
 def workers(schema: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workers]:
-    async def run(statement: str, create: bool = False) -> None:
-        engine = create_async_engine(POSTGRES_URL)
-        async with engine.begin() as conn:
-            await conn.execute(text(statement))
-            if create:
-                await conn.execute(text(f"SET search_path TO {schema}"))
-                await conn.run_sync(Base.metadata.create_all)
-        await engine.dispose()
-
-    asyncio.run(run(f"CREATE SCHEMA {schema}", create=True))
     env = {
         "DATABASE_URL": POSTGRES_URL,
         "DATABASE_SCHEMA": schema,
@@ -53,7 +43,6 @@ def workers(schema: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[W
     pool.start(tmp_path_factory.mktemp("recovery-workers"))
     yield pool
     pool.stop()
-    asyncio.run(run(f"DROP SCHEMA {schema} CASCADE"))
     redis.Redis.from_url(REDIS_TEST_URL).delete(OUTBOX)
 
 
