@@ -8,6 +8,13 @@ not need the ``redis`` package.
 from typing import Any
 
 from crudauth.storage.base import KeyValueStore, SessionRecord, SessionStore
+from crudauth.storage.compat import (
+    AbstractSessionStorage,
+    DatabaseSessionStorage,
+    MemorySessionStorage,
+    RedisSessionStorage,
+    get_session_storage,
+)
 from crudauth.storage.database import (
     DatabaseKeyValueStore,
     DatabaseSessionStore,
@@ -16,16 +23,21 @@ from crudauth.storage.database import (
 from crudauth.storage.memory import MemoryKeyValueStore, MemorySessionStore
 
 __all__ = [
+    "AbstractSessionStorage",
     "DatabaseKeyValueStore",
+    "DatabaseSessionStorage",
     "DatabaseSessionStore",
     "DatabaseStore",
     "KeyValueStore",
     "MemoryKeyValueStore",
+    "MemorySessionStorage",
     "MemorySessionStore",
     "RedisKeyValueStore",
+    "RedisSessionStorage",
     "RedisSessionStore",
     "SessionRecord",
     "SessionStore",
+    "get_session_storage",
 ]
 
 
