@@ -66,7 +66,7 @@ def account(redis_workers: Workers) -> str:
     name = f"u{uuid.uuid4().hex[:12]}"
     body = {"username": name, "email": f"{name}@example.com", "password": PASSWORD}
     # Other modules of this run may have used 127.0.0.1's registration budget in this Redis.
-    redis.Redis.from_url(REDIS_TEST_URL).delete("crudauth:rl:t:register:127.0.0.1")
+    redis.Redis.from_url(REDIS_TEST_URL).delete("crudauth:rl:t:register:ip:127.0.0.1")
     r = httpx.post(f"{redis_workers.urls()[0]}/register", json=body, timeout=10)
     assert r.status_code == 200, r.text
     return name

@@ -389,7 +389,13 @@ class CRUDAuth:
                 )
             else:
                 attempt = await runtime.lockout.begin(None, identifier)
-                user = await runtime.authenticator.authenticate(db, identifier, password)
+
+                async def reserve_account(found: Any) -> None:
+                    await runtime.lockout.reserve_account(attempt, runtime.repo.user_id(found))
+
+                user = await runtime.authenticator.authenticate(
+                    db, identifier, password, before_verify=reserve_account
+                )
                 sign_in = PasswordSignIn(user, attempt)
             if record_success:
                 await runtime.lockout.succeeded(sign_in.attempt)

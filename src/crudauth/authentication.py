@@ -8,6 +8,7 @@ neither the answer nor its timing tells an attacker whether an account exists.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -27,11 +28,24 @@ class PasswordAuthenticator:
         self.repo = repo
         self.hasher = hasher
 
-    async def authenticate(self, db: AsyncSession, identifier: str, password: str) -> Any:
-        """Return the active user whose password matches, or raise ``InvalidCredentials``."""
+    async def authenticate(
+        self,
+        db: AsyncSession,
+        identifier: str,
+        password: str,
+        *,
+        before_verify: Callable[[Any], Awaitable[None]] | None = None,
+    ) -> Any:
+        """Return the active user whose password matches, or raise ``InvalidCredentials``.
+
+        ``before_verify(user)`` runs after the lookup and before any hashing, for an account
+        found by ``identifier`` (the per-account lockout slot); it may raise to refuse.
+        """
         user = None
         if 0 < len(identifier) <= MAX_EMAIL_LENGTH:
             user = await self.repo.find_by_login(db, identifier)
+        if user is not None and before_verify is not None:
+            await before_verify(user)
         stored = self.repo.value(user, "hashed_password") if user is not None else None
         result = await self.hasher.verify_async(password, stored)
         if user is None or not result.ok:

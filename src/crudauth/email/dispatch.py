@@ -35,7 +35,7 @@ class Dispatcher:
 
     async def throttle_address(self, action: str, client_ip: str | None) -> None:
         """The public per-address limit (429 when over)."""
-        await self.runtime.throttles.hit(action, f"ip:{client_ip or 'unknown'}")
+        await self.runtime.throttles.hit_address(action, client_ip)
 
     async def target_allowed(self, action: str, value: str) -> bool:
         """The silent per-target limit: ``False`` when over it."""

@@ -109,10 +109,12 @@ async def end_sessions(
     user_id = repo.user_id(user)
     for manager in managers:
         try:
-            await manager.revoke_all(user_id, keep_key=keep)
+            # Move the kept session to the new epoch first: a request on it in between would
+            # otherwise see an old epoch and end it.
             if keep is not None:
                 version = int(repo.value(user, "token_version", 0) or 0)
                 await manager.store.update(keep, {"token_version": version})
+            await manager.revoke_all(user_id, keep_key=keep)
         except Exception:
             logger.exception("crudauth: could not revoke sessions after a credential change")
     try:

@@ -299,7 +299,7 @@ class EmailFlowService:
             value = repo.value(user, field)
             if value:
                 try:
-                    await runtime.lockout.clear(str(value))
+                    await runtime.lockout.clear(str(value), repo.user_id(user))
                 except Exception:
                     logger.warning("crudauth: could not clear the lockout after a reset")
         await self._fire("on_after_password_reset", user, db, context)

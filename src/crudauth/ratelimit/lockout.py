@@ -46,13 +46,17 @@ def address_subject(ip: str) -> str:
     return str(address)
 
 
-@dataclass(frozen=True)
+@dataclass
 class Attempt:
     """The slots one sign-in attempt holds."""
 
     ip_key: str | None
     identifier_key: str
     subject: str  # the identifier's keyed hash; device cookies list these
+    #: Set once the identifier resolved to an account: one budget per account, whichever
+    #: login field (username, email) the guesses use.
+    account_key: str | None = None
+    account_subject: str | None = None
 
     def subject_keys(self) -> list[str]:
         return [k for k in (self.ip_key, self.identifier_key) if k is not None]
@@ -112,15 +116,55 @@ class LoginLockout:
             raise StoreUnavailable("lockout backend unavailable") from None
         return attempt
 
+    def account_subject(self, user_id: object) -> str:
+        return self.keys.digest(SUBJECT_PURPOSE, f"account:{user_id}")[:32]
+
+    async def reserve_account(
+        self,
+        attempt: Attempt,
+        user_id: object,
+        device_subjects: tuple[str, ...] = (),
+        device_id: str | None = None,
+    ) -> None:
+        """Take a slot on the account itself, before its password is hashed; on refusal give
+        back the slots ``begin`` took and raise ``LockedOut``."""
+        subject = self.account_subject(user_id)
+        if device_id is not None and subject in device_subjects:
+            key = f"login:dev:{device_id}:{subject}"
+        else:
+            key = f"login:acct:{subject}"
+        now = self.clock.now()
+        try:
+            # The escalating lock applies per account; the "until cleared" hard cap stays on the
+            # identifier key, which is what an admin or a reset clears by name.
+            decision = await self.backend.lockout_reserve(key, self.config, now, hard_cap=False)
+            if not decision.allowed:
+                for held in attempt.subject_keys():
+                    await self.backend.lockout_release(held, self.config, now, clear=False)
+                raise LockedOut(decision.retry_after)
+        except (Contended, StoreUnavailable) as exc:
+            self.failures += 1
+            logger.warning("crudauth: login lockout unavailable (%s)", type(exc).__name__)
+            raise StoreUnavailable("lockout backend unavailable") from None
+        attempt.account_key = key
+        attempt.account_subject = subject
+
     async def succeeded(self, attempt: Attempt) -> None:
         """A correct password: the identifier starts afresh; the address gets its slot back
         (``clear_all``) or keeps it counted (``clear_user_only``)."""
         now = self.clock.now()
         await self.backend.lockout_release(attempt.identifier_key, self.config, now, clear=True)
+        if attempt.account_key is not None:
+            await self.backend.lockout_release(attempt.account_key, self.config, now, clear=True)
         if attempt.ip_key is not None and self.config.on_login_success == "clear_all":
             await self.backend.lockout_release(attempt.ip_key, self.config, now, clear=False)
 
-    async def clear(self, identifier: str) -> None:
-        """Forget an identifier's failures and lock (after a password reset, or by an admin)."""
+    async def clear(self, identifier: str, user_id: object | None = None) -> None:
+        """Forget an identifier's (and its account's) failures and lock, after a password
+        reset or by an admin."""
+        now = self.clock.now()
         key = f"login:user:{self.subject(identifier)}"
-        await self.backend.lockout_release(key, self.config, self.clock.now(), clear=True)
+        await self.backend.lockout_release(key, self.config, now, clear=True)
+        if user_id is not None:
+            account = f"login:acct:{self.account_subject(user_id)}"
+            await self.backend.lockout_release(account, self.config, now, clear=True)

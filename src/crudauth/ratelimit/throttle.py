@@ -9,6 +9,7 @@ from crudauth.clock import Clock
 from crudauth.errors import RateLimited, StoreUnavailable
 from crudauth.ratelimit.base import RateLimiterBackend
 from crudauth.ratelimit.cas import Contended
+from crudauth.ratelimit.lockout import address_subject
 from crudauth.ratelimit.policy import RateLimit, ThrottleResult
 
 logger = logging.getLogger("crudauth")
@@ -31,6 +32,14 @@ class Throttles:
             return self.limits[action]
         except KeyError:
             raise KeyError(f"no rate limit is configured for action {action!r}") from None
+
+    async def hit_address(
+        self, action: str, address: str | None, limit: RateLimit | None = None
+    ) -> ThrottleResult | None:
+        """``hit`` keyed by a client address: IPv6 by its /64, like the lockout, so rotating
+        addresses inside one allocation does not buy a fresh quota."""
+        identity = f"ip:{address_subject(address)}" if address else None
+        return await self.hit(action, identity, limit)
 
     async def hit(
         self, action: str, identity: str | None, limit: RateLimit | None = None

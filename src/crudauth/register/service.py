@@ -136,7 +136,7 @@ class RegistrationService:
             limit = min(repo.max_length("email") or MAX_EMAIL_LENGTH, MAX_EMAIL_LENGTH)
             values["email"] = canonical_email(clean_identifier(raw_email, "email", limit))
         # Counted only once the request is valid (the reference's order), before any hashing.
-        await runtime.throttles.hit("register", client_ip or "no-address")
+        await runtime.throttles.hit_address("register", client_ip)
         values["hashed_password"] = await runtime.hasher.hash_async(password)
         if await self._taken_quietly(db, values):
             return None

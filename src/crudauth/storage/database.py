@@ -178,6 +178,16 @@ async def _lock_user(db: AsyncSession, user_id: str) -> None:
         await db.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock_id})
 
 
+def _upsert(db: AsyncSession, table: Table, **values: Any) -> Any:
+    """``INSERT ... ON CONFLICT (key) DO UPDATE`` for PostgreSQL and SQLite."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    module: Any = postgresql if db.get_bind().dialect.name == "postgresql" else sqlite
+    statement = module.insert(table).values(**values)
+    changed = {name: statement.excluded[name] for name in values if name != "key"}
+    return statement.on_conflict_do_update(index_elements=["key"], set_=changed)
+
+
 class DatabaseSessionStore(SessionStore):
     """Sessions in a SQL table."""
 
@@ -308,8 +318,8 @@ class DatabaseKeyValueStore(KeyValueStore):
         t = self.table
         expires = self.owner.clock.now() + ttl
         async with self.owner.transaction() as db:
-            await db.execute(delete(t).where(t.c.key == key))
-            await db.execute(insert(t).values(key=key, value=value, expires_at=expires))
+            # One upsert: a DELETE then INSERT pair races under READ COMMITTED.
+            await db.execute(_upsert(db, t, key=key, value=value, expires_at=expires))
         await self.owner.wrote()
 
     async def get(self, key: str) -> str | None:

@@ -233,6 +233,10 @@ class KeyValueStoreConformance:
         )
         assert results.count(True) == 1
 
+    async def test_concurrent_sets_of_one_key_all_succeed(self, store: KeyValueStore) -> None:
+        await asyncio.gather(*(store.set("same", str(i), 60) for i in range(20)))
+        assert await store.get("same") in {str(i) for i in range(20)}
+
     async def test_compare_and_set_replaces_only_the_expected_value(
         self, store: KeyValueStore
     ) -> None:

@@ -58,6 +58,10 @@ class Transport(ABC):
     ) -> dict[str, Any]:
         """Issue this transport's credential for ``user`` and return the login body."""
 
+    async def end_sign_in(self, request: Request) -> None:  # noqa: B027 - optional hook
+        """Revoke server-side what this transport issued to the browser of ``request`` (called
+        when the browser signs out through another transport's route)."""
+
     def clear_cookies(self, response: Response) -> None:  # noqa: B027 - optional hook, no-op by default
         """Remove any cookie this transport sets (no-op by default)."""
 

@@ -46,7 +46,7 @@ async def check_password(
     """Verify a password sign-in under the throttle and the lockout; raise on refusal."""
     ip = runtime.client_ip(request)
     context = runtime.hook_context(request, transport)
-    await runtime.throttles.hit("login_ip", ip)
+    await runtime.throttles.hit_address("login_ip", ip)
     device = runtime.devices.read(request.cookies.get(device_cookie_name(runtime)))
     subject = runtime.lockout.subject(identifier)
     device_id = device.device_id if device and subject in device.subjects else None
@@ -57,8 +57,24 @@ async def check_password(
             "on_lockout", identifier, retry_after=exc.retry_after, context=context
         )
         raise
+
+    async def reserve_account(user: Any) -> None:
+        await runtime.lockout.reserve_account(
+            attempt,
+            runtime.repo.user_id(user),
+            device.subjects if device else (),
+            device.device_id if device else None,
+        )
+
     try:
-        user = await runtime.authenticator.authenticate(db, identifier, password)
+        user = await runtime.authenticator.authenticate(
+            db, identifier, password, before_verify=reserve_account
+        )
+    except LockedOut as exc:
+        await runtime.hooks.fire(
+            "on_lockout", identifier, retry_after=exc.retry_after, context=context
+        )
+        raise
     except InvalidCredentials as exc:
         await runtime.hooks.fire(
             "on_login_failed",
@@ -79,9 +95,10 @@ async def finish_sign_in(
     if not runtime.lockout.config.device_cookie:
         return
     name = device_cookie_name(runtime)
-    token = runtime.devices.issue(
-        runtime.devices.read(request.cookies.get(name)), sign_in.attempt.subject
-    )
+    current = runtime.devices.read(request.cookies.get(name))
+    token = runtime.devices.issue(current, sign_in.attempt.subject)
+    if sign_in.attempt.account_subject is not None:
+        token = runtime.devices.issue(runtime.devices.read(token), sign_in.attempt.account_subject)
     response.set_cookie(
         name,
         token,

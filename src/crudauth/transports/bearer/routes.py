@@ -78,7 +78,7 @@ def build_bearer_router(transport: "BearerTransport") -> APIRouter:
             raise UnauthorizedException(REFRESH_MISSING, headers={"WWW-Authenticate": "Bearer"})
         from_cookie = presented == request.cookies.get(transport.refresh_cookie_name)
         with http_errors():
-            await runtime.throttles.hit("refresh", runtime.client_ip(request))
+            await runtime.throttles.hit_address("refresh", runtime.client_ip(request))
             if from_cookie:
                 refuse_cross_site(request)
             try:

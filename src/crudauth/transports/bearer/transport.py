@@ -460,6 +460,14 @@ class BearerTransport(Transport):
         )
         return RefreshedTokens(user, tokens, expires_at)
 
+    async def end_sign_in(self, request: Request) -> None:
+        """A browser signing out of its session also loses its refresh-token family."""
+        if self.refresh_mode != "cookie":
+            return
+        token = request.cookies.get(self.refresh_cookie_name)
+        if token:
+            await self.revoke_refresh_token(token)
+
     async def revoke_refresh_token(self, token: str) -> bool:
         """Revoke the family of ``token`` (sign-out for this device).
 

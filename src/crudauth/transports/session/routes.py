@@ -35,14 +35,15 @@ def build_session_router(transport: "SessionTransport") -> APIRouter:
         """Sign in with a username or email and a password; sets the session cookies."""
         with http_errors():
             refuse_cross_site(request)
-            # No fixation: whatever session this browser presented ends here, before a new
-            # one is issued.
-            presented = request.cookies.get(transport.cookie_name)
-            if presented is not None:
-                await transport.manager.revoke(presented)
             sign_in = await check_password(
                 runtime, request, db, username, password, transport=transport.name
             )
+            # No fixation: whatever session this browser presented ends before a new one is
+            # issued. Only after the password checked out, so that junk credentials posted
+            # from another page of the same site cannot sign the user out.
+            presented = request.cookies.get(transport.cookie_name)
+            if presented is not None:
+                await transport.manager.revoke(presented)
             body = await transport.complete_login(
                 request, response, sign_in.user, {"remember_me": remember_me}
             )
@@ -58,6 +59,8 @@ def build_session_router(transport: "SessionTransport") -> APIRouter:
                 if transport.csrf:
                     transport.manager.check_csrf(live, request.headers.get("x-csrf-token"))
                 ended = await transport.manager.revoke_key(live.key)
+                for sibling in transport.siblings:
+                    await sibling.end_sign_in(request)
                 if ended:
                     user = await runtime.repo.get(db, live.record.user_id)
                     if user is not None:

@@ -87,6 +87,7 @@ class SessionTransport(Transport):
         self.backend: Backend | None = (
             "redis" if backend is None and (redis_url or redis_client is not None) else backend
         )
+        self.siblings: list[Transport] = []
         self._redis_url = redis_url
         self._redis_client = redis_client
         self.storage_prefix = storage_prefix
@@ -189,7 +190,7 @@ class SessionTransport(Transport):
     def clear_all_cookies(self, response: Response) -> None:
         """Logout clears every transport's cookies, not only the session's."""
         self.clear_cookies(response)
-        for sibling in getattr(self, "siblings", ()):
+        for sibling in self.siblings:
             sibling.clear_cookies(response)
 
     def stores(self) -> Mapping[str, SessionStore]:
