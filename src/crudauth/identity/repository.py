@@ -86,6 +86,7 @@ class UserRepository:
                 self._attrs[logical] = logical
         self._columns: dict[str, ColumnProperty[Any]] = columns
         self._validate()
+        self._id_type: type = columns[self.attr_name("id")].columns[0].type.python_type
 
     # -- shape ---------------------------------------------------------------------------------
 
@@ -181,8 +182,7 @@ class UserRepository:
 
     def coerce_id(self, user_id: Any) -> Any:
         """``user_id`` as the primary key's Python type (a cookie or token carries a string)."""
-        column = self._columns[self.attr_name("id")].columns[0]
-        python_type = column.type.python_type
+        python_type = self._id_type
         if isinstance(user_id, python_type):
             return user_id
         return python_type(user_id)

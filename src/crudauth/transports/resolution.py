@@ -31,10 +31,12 @@ class ClaimsTransport(Protocol):
 
 
 def _cache(request: Request) -> dict[str, Principal | None]:
-    cache: dict[str, Principal | None] | None = getattr(request.state, _CACHE_ATTR, None)
+    # Kept in the ASGI scope's state dict (what request.state wraps), without the wrapper's
+    # attribute machinery on the hot path.
+    state: dict[str, Any] = request.scope.setdefault("state", {})
+    cache: dict[str, Principal | None] | None = state.get(_CACHE_ATTR)
     if cache is None:
-        cache = {}
-        setattr(request.state, _CACHE_ATTR, cache)
+        cache = state[_CACHE_ATTR] = {}
     return cache
 
 

@@ -117,7 +117,7 @@ def verify_signed_token_full(
         )
     except (jwt.PyJWTError, ValueError, TypeError, binascii.Error, RecursionError) as exc:
         raise InvalidToken(f"rejected: {type(exc).__name__}") from None
-    _check_times(claims, now, rules.leeway)
+    check_times(claims, now, rules.leeway)
     return VerifiedToken(header, claims, key.kid)
 
 
@@ -160,7 +160,7 @@ def _number(claims: Mapping[str, Any], name: str) -> float:
     return float(value)
 
 
-def _check_times(claims: Mapping[str, Any], now: float, leeway: float) -> None:
+def check_times(claims: Mapping[str, Any], now: float, leeway: float) -> None:
     if now >= _number(claims, "exp") + leeway:
         raise InvalidToken("expired")
     if _number(claims, "iat") > now + leeway:
