@@ -55,11 +55,11 @@ from crudauth.runtime import AuthRuntime
 from crudauth.storage.base import KeyValueStore
 from crudauth.storage.database import DatabaseStore
 from crudauth.sudo import SudoConfig, SudoManager, build_sudo_router, sudo_gate
-from crudauth.transports.base import Transport
+from crudauth.transports.base import Transport, own_session
 from crudauth.transports.bearer.transport import BearerTransport
 from crudauth.transports.login import PasswordSignIn, check_password
 from crudauth.transports.ratelimiting import KeyFunc, build_rate_limit
-from crudauth.transports.resolution import Check, PrincipalResolver, own_session
+from crudauth.transports.resolution import Check, PrincipalResolver
 from crudauth.transports.session.manager import SessionManager
 from crudauth.transports.session.transport import SessionTransport
 

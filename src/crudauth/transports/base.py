@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -80,3 +81,19 @@ class Transport(ABC):
     async def shutdown(self) -> None:
         for store in self.stores().values():
             await store.close()
+
+
+@asynccontextmanager
+async def own_session(dependency: Callable[..., Any]) -> AsyncIterator[AsyncSession]:
+    """A database session from the app's ``get_session`` dependency, outside FastAPI's
+    injection (middleware, background checks)."""
+    source = dependency()
+    if hasattr(source, "__anext__"):
+        db = await source.__anext__()
+        try:
+            yield db
+        finally:
+            await source.aclose()
+    else:
+        async with source as db:
+            yield db

@@ -1,8 +1,7 @@
 """Turning a request into one ``Principal``, and the gates of ``current_user``."""
 
 import inspect
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Annotated, Any, Protocol, cast, runtime_checkable
 
 from fastapi import Depends, Request
@@ -185,18 +184,3 @@ class PrincipalResolver:
                 return await gate(await resolve(request, db, transport))
 
         return current_user
-
-
-@asynccontextmanager
-async def own_session(dependency: Callable[..., Any]) -> AsyncIterator[AsyncSession]:
-    """Open a database session from the app's ``get_session`` dependency, outside a request."""
-    source = dependency()
-    if hasattr(source, "__anext__"):
-        db = await source.__anext__()
-        try:
-            yield db
-        finally:
-            await source.aclose()
-    else:
-        async with source as db:
-            yield db

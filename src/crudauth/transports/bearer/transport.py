@@ -20,7 +20,7 @@ from crudauth.exceptions import UnauthorizedException
 from crudauth.keys import Purpose
 from crudauth.principal import Principal
 from crudauth.runtime import AuthRuntime
-from crudauth.transports.base import AuthContext, Transport
+from crudauth.transports.base import AuthContext, Transport, own_session
 from crudauth.transports.bearer.families import Outcome, Presented, RefreshFamilies
 from crudauth.transports.bearer.options import COOKIE_NAME, positive, scope_set, within
 from crudauth.transports.bearer.signing import (
@@ -44,7 +44,6 @@ from crudauth.transports.session.transport import (
     SessionTransport,
     build_principal,
     claims_snapshot,
-    own_db,
 )
 
 RefreshMode = Literal["cookie", "body"]
@@ -353,7 +352,7 @@ class BearerTransport(Transport):
         if stale:
             current = await tokens.get(key)
         repo = self.runtime.repo
-        async with own_db(self.runtime) as db:
+        async with own_session(self.runtime.session_dependency) as db:
             user = await repo.get(db, claims["sub"])
             if user is None:
                 raise unauthorized()

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any, Final, Literal
 
 from fastapi import APIRouter
-from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -19,7 +17,7 @@ from crudauth.principal import Principal
 from crudauth.runtime import AuthRuntime
 from crudauth.storage.base import SessionStore
 from crudauth.storage.memory import MemorySessionStore
-from crudauth.transports.base import AuthContext, Transport
+from crudauth.transports.base import AuthContext, Transport, own_session
 from crudauth.transports.session.cookies import SessionCookies
 from crudauth.transports.session.manager import LiveSession, SessionManager, SessionSettings
 
@@ -277,7 +275,7 @@ class SessionTransport(Transport):
         session_id, live = found
         snapshot = live.record.metadata.get(CLAIMS_KEY)
         if not isinstance(snapshot, dict):
-            async with own_db(self.runtime) as db:
+            async with own_session(self.runtime.session_dependency) as db:
                 principal = await self._with_user(
                     AuthContext(db=db, runtime=self.runtime), session_id, live
                 )
@@ -370,18 +368,3 @@ def _typed_id(runtime: AuthRuntime, user_id: str) -> Any:
         return runtime.repo.coerce_id(user_id)  # the same coercion as ``repo.get``
     except (TypeError, ValueError):
         return user_id
-
-
-@asynccontextmanager
-async def own_db(runtime: AuthRuntime) -> AsyncIterator[AsyncSession]:
-    """A database session from the app's dependency, outside FastAPI's injection."""
-    source = runtime.session_dependency()
-    if hasattr(source, "__anext__"):
-        db = await source.__anext__()
-        try:
-            yield db
-        finally:
-            await source.aclose()
-    else:
-        async with source as db:
-            yield db
