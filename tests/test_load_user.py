@@ -279,7 +279,7 @@ async def test_bearer_direct_sql_change_waits_for_the_access_ttl(make_env: Any) 
     assert (await env.client.get("/private", headers=headers)).status_code == 401
     transport = env.auth.transports[0]
     assert isinstance(transport, BearerTransport)
-    key = transport._claims_key("1")
+    key = transport.claims_entries.key("1")
     env.clock.advance(900 + transport.leeway - 1)  # the token is still good: so is the entry
     assert (await env.client.get("/claims", headers=headers)).status_code == 200
     env.clock.advance(2)  # the entry lapses no later than the access token it vouched for
@@ -302,7 +302,7 @@ async def test_bearer_fill_never_overwrites_a_revocation(make_env: Any) -> None:
     transport = env.auth.transports[0]
     assert isinstance(transport, BearerTransport)
     tokens = env.auth.runtime.tokens
-    key = transport._claims_key("1")
+    key = transport.claims_entries.key("1")
     await transport.revoke_user(1)
     tombstone = await tokens.get(key)
     assert tombstone is not None

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import secrets
 from collections import OrderedDict
 from collections.abc import Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -20,7 +18,8 @@ from crudauth.exceptions import UnauthorizedException
 from crudauth.keys import Purpose
 from crudauth.principal import Principal
 from crudauth.runtime import AuthRuntime
-from crudauth.transports.base import AuthContext, Transport, own_session
+from crudauth.transports.base import AuthContext, Transport
+from crudauth.transports.bearer.claims import ClaimsEntries
 from crudauth.transports.bearer.families import Outcome, Presented, RefreshFamilies
 from crudauth.transports.bearer.options import COOKIE_NAME, positive, scope_set, within
 from crudauth.transports.bearer.signing import (
@@ -43,7 +42,6 @@ from crudauth.transports.bearer.tokens import (
 from crudauth.transports.session.transport import (
     SessionTransport,
     build_principal,
-    claims_snapshot,
 )
 
 RefreshMode = Literal["cookie", "body"]
@@ -53,8 +51,6 @@ INVALID_TOKEN = "Invalid token"  # noqa: S105 - an error text, not a secret
 TOKEN_TYPE = "bearer"  # noqa: S105 - the OAuth 2.0 token_type, not a secret
 #: RFC 6750 §3: every 401 for a bad bearer token says so in ``WWW-Authenticate``.
 CHALLENGE = 'Bearer error="invalid_token"'
-#: A per-user entry in the token store that revocation overwrites (``revoked:<nonce>``).
-REVOKED = "revoked:"
 
 
 def unauthorized(detail: str = INVALID_TOKEN, code: str = "invalid_token") -> UnauthorizedException:
@@ -185,6 +181,9 @@ class BearerTransport(Transport):
         self.refresh_keys = hmac_keyset(runtime.keys, Purpose.REFRESH_TOKEN)
         self.families = RefreshFamilies(
             runtime.tokens, runtime.clock, grace_seconds=self.reuse_grace, leeway=self.leeway
+        )
+        self.claims_entries = ClaimsEntries(
+            runtime, self.name, ttl=self.access_ttl + self.leeway + 1
         )
 
     def attach(self, siblings: Sequence[Transport]) -> None:
@@ -326,48 +325,7 @@ class BearerTransport(Transport):
             scopes=frozenset(claims["scopes"]) & self.grantable_scopes,
         )
 
-    # -- load_user=False -----------------------------------------------------------------------
-    #
-    # A JWT alone cannot be revoked before it expires, and it does not carry the user's flags.
-    # So the claims path keeps, per user, a small entry in the token store: the user's
-    # token_version, is_active and flags, read from the database on a miss and kept for at
-    # most one access-token lifetime. ``revoke_user`` overwrites it with a tombstone, so a
-    # revocation through the library bites on the next request; fills use SET NX / compare-
-    # and-set against the value they read, so a fill racing a revocation never wins.
-
-    def _claims_key(self, subject: str) -> str:
-        return f"{{u:{subject}}}:bearer-claims"
-
-    def _entry_ttl(self) -> float:
-        return self.access_ttl + self.leeway + 1
-
-    async def _snapshot(self, claims: Mapping[str, Any], *, stale: bool) -> dict[str, Any]:
-        """The user's entry (one GET); read and stored from the database on a miss."""
-        tokens = self.runtime.tokens
-        key = self._claims_key(claims["sub"])
-        current = None if stale else await tokens.get(key)
-        entry = _parse_entry(current)
-        if entry is not None:
-            return entry
-        if stale:
-            current = await tokens.get(key)
-        repo = self.runtime.repo
-        async with own_session(self.runtime.session_dependency) as db:
-            user = await repo.get(db, claims["sub"])
-            if user is None:
-                raise unauthorized()
-            principal = build_principal(self.runtime, user, self.name, {})
-            entry = {
-                "ver": int(repo.value(user, "token_version", 0) or 0),
-                "active": bool(repo.value(user, "is_active", True)),
-                **claims_snapshot(principal),
-            }
-        value = json.dumps(entry, separators=(",", ":"))
-        if current is None:
-            await tokens.set_if_absent(key, value, self._entry_ttl())
-        else:
-            await tokens.compare_and_set(key, current, value, self._entry_ttl())
-        return entry
+    # -- load_user=False: a per-user entry in the token store (see claims.py) ---------------
 
     async def authenticate_claims(self, request: Request) -> Principal | None:
         """``current_user(load_user=False)``: one token-store GET, no SQL in the steady state.
@@ -378,10 +336,10 @@ class BearerTransport(Transport):
         claims = self._verify_access(request)
         if claims is None:
             return None
-        entry = await self._snapshot(claims, stale=False)
+        entry = await self.claims_entries.get(claims, stale=False)
         if claims["ver"] > entry["ver"]:
             # Newer than the entry: the version moved on without the library (say, SQL).
-            entry = await self._snapshot(claims, stale=True)
+            entry = await self.claims_entries.get(claims, stale=True)
         if not entry["active"] or claims["ver"] != entry["ver"]:
             raise unauthorized()
         return Principal(
@@ -401,8 +359,7 @@ class BearerTransport(Transport):
         Call it after committing a token_version bump or a deactivation. The tombstone lives
         one access-token lifetime, after which every token issued before it has expired.
         """
-        value = REVOKED + secrets.token_urlsafe(16)
-        await self.runtime.tokens.set(self._claims_key(str(user_id)), value, self._entry_ttl())
+        await self.claims_entries.revoke(user_id)
         return 1
 
     async def _live_user(self, db: AsyncSession, claims: Mapping[str, Any]) -> Any:
@@ -528,20 +485,3 @@ class BearerTransport(Transport):
             httponly=True,
             samesite=config.samesite,
         )
-
-
-def _parse_entry(value: str | None) -> dict[str, Any] | None:
-    """A stored claims entry, or ``None`` for a miss, a tombstone or anything malformed."""
-    if value is None or value.startswith(REVOKED):
-        return None
-    try:
-        entry = json.loads(value)
-    except ValueError:
-        return None
-    if (
-        not isinstance(entry, dict)
-        or not isinstance(entry.get("ver"), int)
-        or not isinstance(entry.get("active"), bool)
-    ):
-        return None
-    return entry
