@@ -9,8 +9,9 @@ Order matters and is the security argument:
 """
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
+from fastapi import Form
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import Response
@@ -18,6 +19,27 @@ from starlette.responses import Response
 from crudauth.errors import InvalidCredentials, LockedOut
 from crudauth.ratelimit.lockout import Attempt
 from crudauth.runtime import AuthRuntime
+
+
+class LoginForm:
+    """The sign-in form of ``/login`` and ``/token``: OAuth2's password form plus
+    ``remember_me``. ``client_id``, ``client_secret`` and ``grant_type`` are accepted for
+    OAuth2 clients and ignored."""
+
+    def __init__(
+        self,
+        username: Annotated[str, Form()],
+        password: Annotated[str, Form()],
+        remember_me: Annotated[bool, Form()] = False,
+        scope: Annotated[str, Form()] = "",
+        client_id: Annotated[str | None, Form()] = None,
+        client_secret: Annotated[str | None, Form()] = None,
+        grant_type: Annotated[str | None, Form()] = None,
+    ) -> None:
+        self.username = username
+        self.password = password
+        self.remember_me = remember_me
+        self.scopes = scope.split()
 
 
 @dataclass(frozen=True)

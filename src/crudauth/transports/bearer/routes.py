@@ -2,7 +2,7 @@
 
 from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Form, Request, Response
+from fastapi import APIRouter, Body, Depends, Request, Response
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -11,7 +11,7 @@ from crudauth.http.errors import http_errors
 from crudauth.http.guards import no_store, refuse_cross_site
 from crudauth.transports.bearer.tokens import InvalidToken
 from crudauth.transports.bearer.transport import unauthorized
-from crudauth.transports.login import check_password, finish_sign_in
+from crudauth.transports.login import LoginForm, check_password, finish_sign_in
 
 if TYPE_CHECKING:
     from crudauth.transports.bearer.transport import BearerTransport
@@ -43,13 +43,7 @@ def build_bearer_router(transport: "BearerTransport") -> APIRouter:
         request: Request,
         response: Response,
         db: Db,
-        username: Annotated[str, Form()],
-        password: Annotated[str, Form()],
-        remember_me: Annotated[bool, Form()] = False,
-        scope: Annotated[str, Form()] = "",
-        client_id: Annotated[str | None, Form()] = None,
-        client_secret: Annotated[str | None, Form()] = None,
-        grant_type: Annotated[str | None, Form()] = None,
+        form: Annotated[LoginForm, Depends()],
     ) -> dict[str, Any]:
         """Exchange a username (or email) and password for an access and a refresh token."""
         with http_errors():
@@ -57,10 +51,10 @@ def build_bearer_router(transport: "BearerTransport") -> APIRouter:
                 # The refresh cookie would land in the victim's browser: login CSRF.
                 refuse_cross_site(request)
             sign_in = await check_password(
-                runtime, request, db, username, password, transport=transport.name
+                runtime, request, db, form.username, form.password, transport=transport.name
             )
             body = await transport.complete_login(
-                request, response, sign_in.user, {"scopes": scope.split()}
+                request, response, sign_in.user, {"scopes": form.scopes}
             )
             await finish_sign_in(runtime, request, response, sign_in)
             return body

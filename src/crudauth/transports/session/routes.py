@@ -2,12 +2,12 @@
 
 from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crudauth.http.errors import http_errors
 from crudauth.http.guards import no_store, refuse_cross_site
-from crudauth.transports.login import check_password, finish_sign_in
+from crudauth.transports.login import LoginForm, check_password, finish_sign_in
 from crudauth.transports.session.management import build_management_router
 
 if TYPE_CHECKING:
@@ -24,19 +24,13 @@ def build_session_router(transport: "SessionTransport") -> APIRouter:
         request: Request,
         response: Response,
         db: Db,
-        username: Annotated[str, Form()],
-        password: Annotated[str, Form()],
-        remember_me: Annotated[bool, Form()] = False,
-        scope: Annotated[str, Form()] = "",
-        client_id: Annotated[str | None, Form()] = None,
-        client_secret: Annotated[str | None, Form()] = None,
-        grant_type: Annotated[str | None, Form()] = None,
+        form: Annotated[LoginForm, Depends()],
     ) -> dict[str, Any]:
         """Sign in with a username or email and a password; sets the session cookies."""
         with http_errors():
             refuse_cross_site(request)
             sign_in = await check_password(
-                runtime, request, db, username, password, transport=transport.name
+                runtime, request, db, form.username, form.password, transport=transport.name
             )
             # No fixation: whatever session this browser presented ends before a new one is
             # issued. Only after the password checked out, so that junk credentials posted
@@ -45,7 +39,7 @@ def build_session_router(transport: "SessionTransport") -> APIRouter:
             if presented is not None:
                 await transport.manager.revoke(presented)
             body = await transport.complete_login(
-                request, response, sign_in.user, {"remember_me": remember_me}
+                request, response, sign_in.user, {"remember_me": form.remember_me}
             )
             await finish_sign_in(runtime, request, response, sign_in)
             return body
