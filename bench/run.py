@@ -455,6 +455,19 @@ def median(results: list[Result]) -> float:
     return statistics.median(r.rps for r in results)
 
 
+def paired(top: list[Result], bottom: list[Result]) -> str:
+    """The median of per-round ratios, with their range.
+
+    Each round measures both routes within seconds of each other, so a per-round ratio cancels
+    the machine's slow drift (another process waking up, the database's own housekeeping),
+    which a ratio of medians taken from different rounds does not.
+    """
+    ratios = sorted(t.rps / b.rps for t, b in zip(top, bottom, strict=True))
+    if len(ratios) == 1:
+        return f"{ratios[0]:.2f}"
+    return f"{statistics.median(ratios):.2f} ({ratios[0]:.2f}-{ratios[-1]:.2f})"
+
+
 def run_store(store: str, args: argparse.Namespace, tmp: Path, report: list[str]) -> None:
     many = 16 if args.quick else 64
     users = 100 + 2  # 0..many-1 for load, 100 and 101 for the login clients
@@ -486,7 +499,9 @@ def run_store(store: str, args: argparse.Namespace, tmp: Path, report: list[str]
         for rnd in range(args.rounds):
             for c in configs:
                 values = creds[c.transport, c.credentials]
-                for route in ROUTES:
+                # Each round starts on another route, so that drift over a round (the machine
+                # is shared) does not always land on the same one.
+                for route in ROUTES[rnd % len(ROUTES) :] + ROUTES[: rnd % len(ROUTES)]:
                     auth = route in ("protected", "claims")
                     result = drive(
                         f"{server.base}/bench/{route}",
@@ -498,12 +513,13 @@ def run_store(store: str, args: argparse.Namespace, tmp: Path, report: list[str]
             print(f"  {store}: round {rnd + 1}/{args.rounds} done", flush=True)
         for c in configs:
             m = {r: median(c.rounds[r]) for r in ROUTES}
+            r = c.rounds
             report.append(
-                f"{c.name} | open {m['open']:7.0f} | floor {m['floor']:7.0f} | "
-                f"protected {m['protected']:7.0f} | claims {m['claims']:7.0f} | "
-                f"floor/open {m['floor'] / m['open']:.2f} | "
-                f"protected/floor {m['protected'] / m['floor']:.2f} | "
-                f"claims/open {m['claims'] / m['open']:.2f}"
+                f"{c.name} | open {m['open']:5.0f} | floor {m['floor']:4.0f} | "
+                f"protected {m['protected']:4.0f} | claims {m['claims']:5.0f} | "
+                f"floor/open {paired(r['floor'], r['open'])} | "
+                f"protected/floor {paired(r['protected'], r['floor'])} | "
+                f"claims/open {paired(r['claims'], r['open'])}"
             )
         # Statements and commands per request, one credential each.
         for transport in ("session", "bearer"):
@@ -562,7 +578,7 @@ def main() -> int:
     parser.add_argument("--store", choices=("memory+sqlite", "redis+postgres"), action="append")
     parser.add_argument("--login-load-everywhere", action="store_true")
     args = parser.parse_args()
-    args.rounds = args.rounds or (1 if args.quick else 3)
+    args.rounds = args.rounds or (1 if args.quick else 5)
     args.seconds = args.seconds or (1.0 if args.quick else 3.0)
     stores = args.store or ["memory+sqlite", "redis+postgres"]
     client = "wrk" if shutil.which("wrk") else "python asyncio client (wrk not installed)"
@@ -577,7 +593,10 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="crudauth-bench-") as tmp:
         for store in stores:
             run_store(store, args, Path(tmp), report)
-    print("\nreq/s are medians over rounds; ratios are taken within the run")
+    print(
+        "\nreq/s are medians over rounds; a ratio is the median of per-round ratios "
+        "(range in brackets)"
+    )
     for line in report:
         print(line)
     print(f"\ntotal {time.monotonic() - started:.0f} s")

@@ -174,27 +174,37 @@ async def test_session_without_snapshot_takes_the_full_path_once(make_env: Any) 
 @pytest.mark.redis
 async def test_redis_session_request_is_one_round_trip(make_env: Any) -> None:
     env = await session_env(make_env, redis_url=REDIS_TEST_URL)
-    client = env.auth.sessions.store.client  # type: ignore[attr-defined]
+    store = env.auth.sessions.store
+    client, lane = store.client, store.lane  # type: ignore[attr-defined]
+    assert lane is not None, "a plain redis-py client gets the pipelined lane"
     sent: list[str] = []
-    original = client.execute_command
+    on_client, on_lane = client.execute_command, lane.send
 
-    async def spy(*args: Any, **kwargs: Any) -> Any:
-        sent.append(str(args[0]))
-        return await original(*args, **kwargs)
+    def spy(original: Any, where: str) -> Any:
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            first = args[0]
+            if isinstance(first, bytes):  # a packed RESP command: *N, $len, NAME, ...
+                first = first.split(b"\r\n")[2].decode()
+            sent.append(f"{where}:{str(first).upper()}")
+            return await original(*args, **kwargs)
 
-    client.execute_command = spy
+        return call
+
+    client.execute_command = spy(on_client, "client")
+    lane.send = spy(on_lane, "lane")
     try:
         for path in ("/private", "/claims", "/claims"):
             sent.clear()
             assert (await env.client.get(path)).status_code == 200
-            assert [c.upper() for c in sent] == ["EVALSHA"], (path, sent)
+            assert sent == ["lane:EVALSHA"], (path, sent)
         sent.clear()
         token = env.client.cookies["csrf_token"]
         r = await env.client.post("/claims", headers={"X-CSRF-Token": token})
         assert r.status_code == 200
-        assert [c.upper() for c in sent] == ["EVALSHA"]
+        assert sent == ["lane:EVALSHA"]
     finally:
-        client.execute_command = original
+        client.execute_command = on_client
+        lane.send = on_lane
 
 
 async def test_claims_refuse_transports_that_cannot(make_env: Any) -> None:

@@ -11,6 +11,9 @@ Layout (``ns`` defaults to ``crudauth:``):
 
 Every call that validates a session is one script: check, slide and re-arm in one round trip
 (EVALSHA plus one HGETALL inside it; the slide adds HSET and EXPIRE at most once a minute).
+That script and the token store's GET travel on a pipelined connection shared by the worker's
+requests (``redis_lane.py``) when the client is a plain redis-py client and hiredis is
+installed; ``pipelined=False`` keeps them on the client.
 """
 
 from __future__ import annotations
@@ -19,7 +22,10 @@ import json
 from typing import Any
 
 from crudauth.storage.base import KeyValueStore, SessionRecord, SessionStore
+from crudauth.storage.redis_lane import RedisLane
 from crudauth.storage.redis_support import (
+    FAILURES,
+    SOCKET_TIMEOUT,
     Degradations,
     Script,
     check_server,
@@ -29,20 +35,26 @@ from crudauth.storage.redis_support import (
     text,
 )
 
-# KEYS[1] record; ARGV now, slide_after. Returns the flat HGETALL list, or nil if dead.
-# One HGETALL inside the script (two commands per request in INFO commandstats: EVALSHA and
-# HGETALL); HSET and EXPIRE run only when the throttled slide is due.
+#: The record's fields in ``SessionRecord`` order: the hot-path script returns their values in
+#: this order, so a record is decoded positionally, in one JSON parse.
+_ORDER = tuple(SessionRecord.__dataclass_fields__)
+
+
+def _at(name: str) -> int:
+    return _ORDER.index(name) + 1  # Lua counts from 1
+
+
+# KEYS[1] record; ARGV now, slide_after. Returns the values of _ORDER (nil where a field is
+# missing), or nil if the record is dead. One HMGET inside the script (two commands per request
+# in INFO commandstats: EVALSHA and HMGET); HSET and EXPIRE run only when the throttled slide
+# is due.
 _LOAD = Script(
-    """
-local flat = redis.call('HGETALL', KEYS[1])
-if #flat == 0 then return false end
-local last, idle, absolute, at
-for i = 1, #flat, 2 do
-  local name = flat[i]
-  if name == 'last_activity' then last = tonumber(flat[i + 1]); at = i + 1
-  elseif name == 'idle_timeout' then idle = tonumber(flat[i + 1])
-  elseif name == 'absolute_expires_at' then absolute = tonumber(flat[i + 1]) end
-end
+    f"""
+local values = redis.call('HMGET', KEYS[1], {", ".join(repr(name) for name in _ORDER)})
+if not values[1] then return false end
+local last = tonumber(values[{_at("last_activity")}])
+local idle = tonumber(values[{_at("idle_timeout")}])
+local absolute = tonumber(values[{_at("absolute_expires_at")}])
 local now = tonumber(ARGV[1])
 if not (last and idle and absolute) or math.min(last + idle, absolute) <= now then
   redis.call('DEL', KEYS[1])
@@ -51,9 +63,9 @@ end
 if now - last >= tonumber(ARGV[2]) then
   redis.call('HSET', KEYS[1], 'last_activity', ARGV[1])
   redis.call('EXPIRE', KEYS[1], math.max(1, math.ceil(math.min(now + idle, absolute) - now)))
-  flat[at] = ARGV[1]
+  values[{_at("last_activity")}] = ARGV[1]
 end
-return flat
+return values
 """
 )
 
@@ -99,7 +111,7 @@ return 1
 """
 )
 
-_FIELDS = tuple(SessionRecord.__dataclass_fields__)
+_FIELDS = frozenset(SessionRecord.__dataclass_fields__)
 
 
 def _encode(record: SessionRecord) -> list[str]:
@@ -110,9 +122,24 @@ def _encode(record: SessionRecord) -> list[str]:
 
 
 def _decode(flat: list[Any]) -> SessionRecord:
+    """A record from HGETALL's flat name/value list (device lists; not the hot path)."""
     items = iter(flat)
     data = {text(k): json.loads(text(v)) for k, v in zip(items, items, strict=True)}
-    return SessionRecord.from_dict({k: v for k, v in data.items() if k in _FIELDS})
+    return SessionRecord(**{k: v for k, v in data.items() if k in _FIELDS})
+
+
+def _decode_values(values: list[Any]) -> SessionRecord | None:
+    """A record from the hot-path script's values (``_ORDER``): one JSON parse for all."""
+    try:
+        data = json.loads(b"[%b]" % b",".join(values))
+    except TypeError:  # missing fields (nil) or a client that answers in str
+        parts = [
+            b"null" if v is None else v if isinstance(v, bytes) else str(v).encode() for v in values
+        ]
+        data = json.loads(b"[%b]" % b",".join(parts))
+    if data[0] is None:
+        return None
+    return SessionRecord(*data)
 
 
 class RedisSessionStore(SessionStore):
@@ -127,12 +154,15 @@ class RedisSessionStore(SessionStore):
         url: str | None = None,
         namespace: str = "crudauth:",
         prefix: str = "session:",
+        pipelined: bool = True,
     ) -> None:
         self._owned = client is None
         self.client = client if client is not None else client_from_url(url)
         self.namespace = namespace
         self.prefix = prefix
         self.degradations = Degradations("session store")
+        self.lane = RedisLane.for_client(self.client, SOCKET_TIMEOUT) if pipelined else None
+        self._reads: Any = self.lane or self.client
 
     def _key(self, key: str) -> str:
         return f"{self.namespace}{self.prefix}{key}"
@@ -147,6 +177,8 @@ class RedisSessionStore(SessionStore):
         await check_server(self.client, "sessions")
 
     async def close(self) -> None:
+        if self.lane is not None:
+            await self.lane.aclose()
         if self._owned:
             await close_client(self.client)
 
@@ -194,12 +226,14 @@ class RedisSessionStore(SessionStore):
         return [self._short(m) for m in evicted]
 
     async def load(self, key: str, *, now: float, slide_after: float) -> SessionRecord | None:
-        async with guarded(self.degradations):
-            flat = await _LOAD(self.client, [self._key(key)], [repr(now), slide_after])
-        return _decode(flat) if flat else None
+        try:
+            values = await _LOAD(self._reads, [self._key(key)], [repr(now), slide_after])
+        except FAILURES as exc:
+            raise self.degradations.unavailable(exc) from None
+        return _decode_values(values) if values else None
 
     async def update(self, key: str, changes: dict[str, Any]) -> bool:
-        unknown = set(changes) - set(_FIELDS)
+        unknown = set(changes) - _FIELDS
         if unknown:
             raise ValueError(f"unknown session fields: {sorted(unknown)}")
         flat: list[str] = []
@@ -261,12 +295,19 @@ class RedisKeyValueStore(KeyValueStore):
     kind = "redis"
 
     def __init__(
-        self, client: Any = None, *, url: str | None = None, namespace: str = "crudauth:"
+        self,
+        client: Any = None,
+        *,
+        url: str | None = None,
+        namespace: str = "crudauth:",
+        pipelined: bool = True,
     ) -> None:
         self._owned = client is None
         self.client = client if client is not None else client_from_url(url)
         self.namespace = namespace
         self.degradations = Degradations("token store")
+        self.lane = RedisLane.for_client(self.client, SOCKET_TIMEOUT) if pipelined else None
+        self._reads: Any = self.lane or self.client
 
     def _key(self, key: str) -> str:
         return f"{self.namespace}kv:{key}"
@@ -275,6 +316,8 @@ class RedisKeyValueStore(KeyValueStore):
         await check_server(self.client, "single-use tokens")
 
     async def close(self) -> None:
+        if self.lane is not None:
+            await self.lane.aclose()
         if self._owned:
             await close_client(self.client)
 
@@ -283,8 +326,10 @@ class RedisKeyValueStore(KeyValueStore):
             await self.client.set(self._key(key), value, px=max(1, int(ttl * 1000)))
 
     async def get(self, key: str) -> str | None:
-        async with guarded(self.degradations):
-            value = await self.client.get(self._key(key))
+        try:
+            value = await self._reads.get(self._key(key))
+        except FAILURES as exc:
+            raise self.degradations.unavailable(exc) from None
         return None if value is None else text(value)
 
     async def set_if_absent(self, key: str, value: str, ttl: float) -> bool:

@@ -7,8 +7,8 @@ from typing import Annotated, Any, Protocol, cast, runtime_checkable
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crudauth.errors import AccessDenied, ConfigurationError, NotAuthenticated
-from crudauth.http.errors import http_errors
+from crudauth.errors import AccessDenied, ConfigurationError, CrudAuthError, NotAuthenticated
+from crudauth.http.errors import to_http
 from crudauth.principal import Principal
 from crudauth.runtime import AuthRuntime
 from crudauth.transports.base import AuthContext, Transport
@@ -169,8 +169,10 @@ class PrincipalResolver:
 
             # No database dependency at all: no session object, no connection, no SQL.
             async def current_claims(request: Request) -> Principal | None:
-                with http_errors():
+                try:  # (not ``http_errors()``: a generator context manager costs on every call)
                     return await gate(await resolve_claims(request, transport))
+                except CrudAuthError as exc:
+                    raise to_http(exc) from None
 
             return current_claims
 
@@ -180,7 +182,9 @@ class PrincipalResolver:
             request: Request,
             db: Annotated[AsyncSession, Depends(self.runtime.session_dependency)],
         ) -> Principal | None:
-            with http_errors():
+            try:
                 return await gate(await resolve(request, db, transport))
+            except CrudAuthError as exc:
+                raise to_http(exc) from None
 
         return current_user

@@ -1,0 +1,380 @@
+"""One pipelined Redis connection for the per-request hot path.
+
+redis-py's asyncio client sends every command on a pooled connection of its own and wakes the
+event loop once per reply: about 100 us of CPU per command with 32 requests in flight on one
+core (docs/performance.md). Authentication pays that on every request, so the two commands of
+the hot path (the session script's EVALSHA and the bearer claims GET) take a lane instead:
+
+- one connection per event loop, shared by every request of the worker;
+- commands issued in one turn of the loop leave in one write;
+- replies are parsed by hiredis as they arrive and handed to their callers in order.
+
+That costs about 10 us per command. Everything else (logins, revocation, lockout, the session
+index) stays on the application's redis-py client with its pools and retries; a client that
+only redis-py can reach (Cluster, Sentinel, TLS, a credential provider) gets no lane at all.
+
+Failure model, as strict as the client's: a reply that does not arrive within the socket
+timeout fails every command waiting on the connection and drops it (replies are matched by
+order, so a stalled connection cannot be trusted again); a lost connection fails its waiters;
+the next command reconnects. Errors are redis-py's exception classes, so callers handle both
+paths alike.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import weakref
+from collections import deque
+from collections.abc import Sequence
+from typing import Any
+
+from redis import exceptions as redis_errors
+
+hiredis: Any
+try:  # the ``redis`` extra installs it; without it the hot path stays on redis-py
+    import hiredis
+except ImportError:  # pragma: no cover - exercised by tests that hide the module
+    hiredis = None
+
+
+def _bulk(arg: Any) -> bytes:
+    if isinstance(arg, bytes):
+        data = arg
+    elif isinstance(arg, str):
+        data = arg.encode("utf-8")
+    elif isinstance(arg, float):
+        data = repr(arg).encode("ascii")
+    elif isinstance(arg, int):
+        data = b"%d" % arg
+    else:
+        raise TypeError(f"cannot send {type(arg).__name__} to Redis")
+    return b"$%d\r\n%b\r\n" % (len(data), data)
+
+
+def pack(args: Sequence[Any]) -> bytes:
+    """A command in RESP: an array of bulk strings."""
+    return b"*%d\r\n%b" % (len(args), b"".join([_bulk(arg) for arg in args]))
+
+
+def _error(reply: redis_errors.ResponseError) -> redis_errors.ResponseError:
+    message = str(reply)
+    if message.startswith("NOSCRIPT"):
+        return redis_errors.NoScriptError(message)
+    return redis_errors.ResponseError(message)
+
+
+class _Connection:
+    """One socket: an outbox flushed once per loop turn, waiters answered in order.
+
+    Driven by ``add_reader`` on the socket rather than an asyncio transport, so that a lane
+    nobody closed (its application never called ``shutdown``) closes its socket quietly when
+    it is collected, on a running or an already closed loop.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, sock: socket.socket, timeout: float):
+        self.loop = loop
+        self.timeout = timeout
+        self.reader = hiredis.Reader(
+            protocolError=redis_errors.InvalidResponse, replyError=redis_errors.ResponseError
+        )
+        self.waiters: deque[tuple[asyncio.Future[Any], float]] = deque()
+        self.outbox: list[bytes] = []
+        self.unsent = bytearray()
+        #: Why the connection is unusable; ``None`` while it is healthy.
+        self.broken: BaseException | None = None
+        self._sock = sock
+        self._flush_due = False
+        self._watchdog: asyncio.TimerHandle | None = None
+        self._release = weakref.finalize(self, _release, loop, sock)
+        loop.add_reader(sock.fileno(), self._readable)
+
+    # -- socket events ------------------------------------------------------------------------
+
+    def _readable(self) -> None:
+        try:
+            data = self._sock.recv(65536)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self.fail(redis_errors.ConnectionError(f"connection to Redis lost: {exc}"))
+            return
+        if not data:
+            self.fail(redis_errors.ConnectionError("Redis closed the connection"))
+            return
+        self.reader.feed(data)
+        waiters = self.waiters
+        while True:
+            try:
+                reply = self.reader.gets()
+            except redis_errors.InvalidResponse as exc:
+                self.fail(exc)
+                return
+            if reply is False:
+                return
+            if not waiters:
+                self.fail(redis_errors.InvalidResponse("Redis sent a reply nobody asked for"))
+                return
+            future, _ = waiters.popleft()
+            if future.done():  # the caller went away; its reply still had to be consumed
+                continue
+            if isinstance(reply, redis_errors.ResponseError):
+                future.set_exception(_error(reply))
+            else:
+                future.set_result(reply)
+
+    def _write(self, data: bytes | bytearray) -> None:
+        try:
+            sent = self._sock.send(data)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError as exc:
+            self.fail(redis_errors.ConnectionError(f"connection to Redis lost: {exc}"))
+            return
+        if sent < len(data):
+            first = not self.unsent
+            self.unsent += data[sent:]
+            if first:
+                self.loop.add_writer(self._sock.fileno(), self._writable)
+
+    def _writable(self) -> None:
+        data, self.unsent = bytes(self.unsent), bytearray()
+        self.loop.remove_writer(self._sock.fileno())
+        self._write(data)
+
+    # -- commands -----------------------------------------------------------------------------
+
+    def send(self, payload: bytes) -> asyncio.Future[Any]:
+        if self.broken is not None:
+            raise type(self.broken)(*self.broken.args)
+        loop = self.loop
+        future = loop.create_future()
+        deadline = loop.time() + self.timeout
+        self.waiters.append((future, deadline))
+        self.outbox.append(payload)
+        if not self._flush_due:
+            self._flush_due = True
+            loop.call_soon(self._flush)
+        if self._watchdog is None:
+            self._watchdog = loop.call_at(deadline, self._watch)
+        return future
+
+    def _flush(self) -> None:
+        self._flush_due = False
+        if self.broken is not None or not self.outbox:
+            return
+        data = b"".join(self.outbox)
+        self.outbox.clear()
+        if self.unsent:  # a partial write is still waiting for the socket: queue behind it
+            self.unsent += data
+        else:
+            self._write(data)
+
+    def _watch(self) -> None:
+        # One timer per connection, not one per command: it follows the oldest waiter.
+        self._watchdog = None
+        if self.broken is not None or not self.waiters:
+            return
+        deadline = self.waiters[0][1]
+        if deadline <= self.loop.time():
+            self.fail(redis_errors.TimeoutError(f"Redis did not answer within {self.timeout:g} s"))
+        else:
+            self._watchdog = self.loop.call_at(deadline, self._watch)
+
+    def fail(self, exc: BaseException) -> None:
+        """Mark the connection unusable, fail every waiter and close the socket."""
+        if self.broken is None:
+            self.broken = exc
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
+        while self.waiters:
+            future, _ = self.waiters.popleft()
+            if not future.done():
+                future.set_exception(type(exc)(*exc.args))
+        self.outbox.clear()
+        self.unsent.clear()
+        self._release()
+
+    def close(self) -> None:
+        self.fail(self.broken or redis_errors.ConnectionError("connection closed"))
+
+
+def _release(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> None:
+    """Unregister and close a lane's socket (also run when a forgotten lane is collected)."""
+    fd = sock.fileno()
+    if fd >= 0 and not loop.is_closed():
+        with contextlib.suppress(RuntimeError, ValueError, OSError):
+            loop.remove_reader(fd)
+            loop.remove_writer(fd)
+    sock.close()
+
+
+class RedisLane:
+    """A pipelined connection for hot-path commands; see the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        host: str = "localhost",
+        port: int = 6379,
+        path: str | None = None,
+        db: int = 0,
+        username: str | None = None,
+        password: str | None = None,
+        timeout: float = 2.0,
+        connect_timeout: float = 2.0,
+    ) -> None:
+        if hiredis is None:
+            raise RuntimeError("RedisLane needs hiredis (pip install 'crudauth[redis]')")
+        if timeout <= 0 or connect_timeout <= 0:
+            raise ValueError("RedisLane timeouts must be positive")
+        self.host, self.port, self.path, self.db = host, port, path, db
+        self.username, self.password = username, password
+        self.timeout, self.connect_timeout = timeout, connect_timeout
+        self._connection: _Connection | None = None
+        self._connecting: asyncio.Task[_Connection] | None = None
+        self._script_heads: dict[tuple[str, int], bytes] = {}
+
+    @classmethod
+    def for_client(cls, client: Any, default_timeout: float) -> RedisLane | None:
+        """A lane to the server behind a plain redis-py asyncio client, else ``None``."""
+        if hiredis is None:
+            return None
+        from redis.asyncio import BlockingConnectionPool, ConnectionPool, Redis
+        from redis.asyncio.connection import Connection, UnixDomainSocketConnection
+
+        pool: Any = getattr(client, "connection_pool", None)
+        if not isinstance(client, Redis) or type(pool) not in (
+            ConnectionPool,
+            BlockingConnectionPool,
+        ):
+            return None
+        kwargs = pool.connection_kwargs
+        kind = pool.connection_class
+        if kind not in (Connection, UnixDomainSocketConnection):
+            return None  # TLS, Sentinel-managed or custom connections: redis-py only
+        if kwargs.get("credential_provider") is not None:
+            return None
+        return cls(
+            host=str(kwargs.get("host", "localhost")),
+            port=int(kwargs.get("port", 6379)),
+            path=kwargs.get("path") if kind is UnixDomainSocketConnection else None,
+            db=int(kwargs.get("db") or 0),
+            username=kwargs.get("username"),
+            password=kwargs.get("password"),
+            timeout=kwargs.get("socket_timeout") or default_timeout,
+            connect_timeout=kwargs.get("socket_connect_timeout") or default_timeout,
+        )
+
+    # -- the redis-py subset the hot path uses -------------------------------------------------
+
+    async def execute(self, *args: Any) -> Any:
+        return await self.send(pack(args))
+
+    async def send(self, payload: bytes) -> Any:
+        """Send one packed command and return its reply."""
+        connection = self._connection
+        if (
+            connection is None
+            or connection.broken is not None
+            or connection.loop is not asyncio.get_running_loop()
+        ):
+            connection = await self._connect()
+        return await connection.send(payload)
+
+    async def evalsha(self, sha: str, numkeys: int, *args: Any) -> Any:
+        head = self._script_heads.get((sha, numkeys))
+        if head is None:
+            head = self._script_heads[sha, numkeys] = b"".join(
+                [_bulk("EVALSHA"), _bulk(sha), _bulk(numkeys)]
+            )
+        payload = b"*%d\r\n%b%b" % (3 + len(args), head, b"".join([_bulk(a) for a in args]))
+        return await self.send(payload)
+
+    async def eval(self, script: str, numkeys: int, *args: Any) -> Any:
+        return await self.execute("EVAL", script, numkeys, *args)
+
+    async def get(self, key: str) -> Any:
+        return await self.execute("GET", key)
+
+    async def aclose(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            _drop(connection)
+
+    # -- connecting ----------------------------------------------------------------------------
+
+    async def _connect(self) -> _Connection:
+        loop = asyncio.get_running_loop()
+        old = self._connection
+        if old is not None and (old.broken is not None or old.loop is not loop):
+            self._connection = None
+            _drop(old)
+        task = self._connecting
+        if task is None or task.get_loop() is not loop:
+            task = self._connecting = loop.create_task(self._open())
+        try:
+            return await asyncio.shield(task)
+        finally:
+            if task.done() and self._connecting is task:
+                self._connecting = None
+
+    async def _open(self) -> _Connection:
+        loop = asyncio.get_running_loop()
+        try:
+            sock = await asyncio.wait_for(self._socket(loop), self.connect_timeout)
+        except asyncio.TimeoutError:
+            raise redis_errors.TimeoutError("timed out connecting to Redis") from None
+        except OSError as exc:
+            raise redis_errors.ConnectionError(f"cannot connect to Redis: {exc}") from None
+        connection = _Connection(loop, sock, self.timeout)
+        handshake = []
+        if self.password is not None:
+            credentials = (self.username, self.password) if self.username else (self.password,)
+            handshake.append(connection.send(pack(("AUTH", *credentials))))
+        if self.db:
+            handshake.append(connection.send(pack(("SELECT", self.db))))
+        try:
+            for reply in handshake:
+                await reply
+        except redis_errors.ResponseError as exc:
+            connection.close()
+            raise redis_errors.AuthenticationError(f"Redis refused the lane: {exc}") from None
+        except BaseException:
+            connection.close()
+            raise
+        self._connection = connection
+        return connection
+
+    async def _socket(self, loop: asyncio.AbstractEventLoop) -> socket.socket:
+        targets: list[tuple[int, Any]]
+        if self.path is not None:
+            targets = [(socket.AF_UNIX, self.path)]
+        else:
+            infos = await loop.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM)
+            targets = [(family, address) for family, _, _, _, address in infos]
+        error: OSError = OSError(f"no address for {self.host}")
+        for family, address in targets:
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            try:
+                sock.setblocking(False)
+                if family != socket.AF_UNIX:
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                await loop.sock_connect(sock, address)
+            except OSError as exc:
+                sock.close()
+                error = exc
+                continue
+            except BaseException:
+                sock.close()
+                raise
+            return sock
+        raise error
+
+
+def _drop(connection: _Connection) -> None:
+    """Close a connection; one whose loop is being torn down elsewhere is left to collection."""
+    with contextlib.suppress(RuntimeError):
+        connection.close()
