@@ -467,3 +467,33 @@ async def test_a_unix_socket_client_gets_a_lane_over_the_same_socket(unix_redis:
     assert await lane.get("k") == b"over the socket"
     await lane.aclose()
     await client.aclose()
+
+
+@pytest.mark.redis
+async def test_throttles_take_the_lane_and_lockouts_stay_on_the_client() -> None:
+    from crudauth.ratelimit.policy import LockoutConfig, RateLimit
+    from crudauth.ratelimit.redis import RedisBackend
+
+    client = Redis.from_url(REDIS_TEST_URL)
+    backend = RedisBackend(client, prefix=f"lane-test:{uuid.uuid4().hex}:")
+    assert backend.lane is not None
+    await backend.throttle("warm", RateLimit(2, 60), time.time())  # the script is loaded
+    sent: list[bytes] = []
+    original = backend.lane.send
+
+    async def spy(payload: bytes) -> Any:
+        sent.append(payload)
+        return await original(payload)
+
+    backend.lane.send = spy  # type: ignore[method-assign]
+    try:
+        now = time.time()
+        results = [await backend.throttle("k", RateLimit(2, 60), now) for _ in range(3)]
+        assert [r.allowed for r in results] == [True, True, False]
+        assert len(sent) == 3 and all(b"EVALSHA" in p for p in sent)
+        await backend.lockout_reserve("acct", LockoutConfig(), now, hard_cap=False)
+        assert len(sent) == 3  # the login path keeps its own client
+    finally:
+        await backend.close()
+        await client.aclose()
+    assert RedisBackend(client, pipelined=False).lane is None

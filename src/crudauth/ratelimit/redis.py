@@ -12,7 +12,9 @@ from crudauth.ratelimit.policy import (
     Reservation,
     ThrottleResult,
 )
+from crudauth.storage.redis_lane import RedisLane
 from crudauth.storage.redis_support import (
+    SOCKET_TIMEOUT,
     Degradations,
     Script,
     check_server,
@@ -111,11 +113,15 @@ class RedisBackend(RateLimiterBackend):
         redis_url: str | None = None,
         prefix: str = "crudauth:rl:",
         owns_client: bool | None = None,
+        pipelined: bool = True,
     ) -> None:
         self.client = client if client is not None else client_from_url(redis_url)
         self.owns_client = (client is None) if owns_client is None else owns_client
         self.prefix = prefix
         self.degradations = Degradations("rate limiter")
+        # Throttles can guard any route of the app, so they are a per-request command too.
+        self.lane = RedisLane.for_client(self.client, SOCKET_TIMEOUT) if pipelined else None
+        self._hot: Any = self.lane or self.client
 
     def _key(self, key: str) -> str:
         return self.prefix + key
@@ -124,6 +130,8 @@ class RedisBackend(RateLimiterBackend):
         await check_server(self.client, "rate limits")
 
     async def close(self) -> None:
+        if self.lane is not None:
+            await self.lane.aclose()
         if self.owns_client:
             await close_client(self.client)
 
@@ -176,7 +184,7 @@ class RedisBackend(RateLimiterBackend):
     async def throttle(self, key: str, limit: RateLimit, now: float) -> ThrottleResult:
         async with guarded(self.degradations):
             allowed, remaining, retry, reset = await _THROTTLE(
-                self.client, [self._key("t:" + key)], [repr(now), limit.times, limit.seconds]
+                self._hot, [self._key("t:" + key)], [repr(now), limit.times, limit.seconds]
             )
         return ThrottleResult(
             bool(allowed), limit.times, int(remaining), float(text(retry)), float(text(reset))
