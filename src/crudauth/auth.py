@@ -31,6 +31,7 @@ from crudauth.errors import ConfigurationError
 from crudauth.hooks import AuthHooks
 from crudauth.http.client import ProxyConfig
 from crudauth.http.errors import http_errors
+from crudauth.http.origins import OriginPolicy
 from crudauth.identity.config import IdentityConfig
 from crudauth.identity.repository import UserRepository
 from crudauth.keys import KeyRing
@@ -89,6 +90,7 @@ class CRUDAuth:
         trusted_proxy_hops: int = 0,
         trusted_proxies: Sequence[str] | None = None,
         proxy_header: Literal["x-forwarded-for", "forwarded"] = "x-forwarded-for",
+        trusted_origins: Sequence[str] | None = None,
         rate_limiter: RateLimiterBackend | None = None,
         redis_url: str | None = None,
         redis_client: Any = None,
@@ -122,6 +124,7 @@ class CRUDAuth:
         if not callable(session):
             raise ConfigurationError("session must be a dependency that yields an AsyncSession")
         proxies = ProxyConfig.build(trusted_proxy_hops, trusted_proxies, proxy_header)
+        origins = OriginPolicy.build(trusted_origins)
         if fresh_sign_in_seconds < 0:
             raise ConfigurationError("fresh_sign_in_seconds must be >= 0")
         if algorithm != "HS256":
@@ -166,6 +169,7 @@ class CRUDAuth:
             throttles=Throttles(limiter, merge_rate_limits(rate_limits), clock),
             devices=DeviceTokens(keys, clock, lockout_config.device_cookie_days * 86400),
             proxies=proxies,
+            origins=origins,
             redis_client=shared.redis_client,
             database_store=shared.database_store,
         )

@@ -17,6 +17,7 @@ from crudauth.clock import Clock
 from crudauth.config import CookieConfig
 from crudauth.hooks import AuthHooks, HookContext
 from crudauth.http.client import ProxyConfig, client_ip
+from crudauth.http.origins import OriginPolicy
 from crudauth.identity.config import IdentityConfig
 from crudauth.identity.repository import UserRepository
 from crudauth.keys import KeyRing
@@ -52,6 +53,8 @@ class AuthRuntime:
     #: Signed device tokens that exempt a known browser from its identifier's lock.
     devices: DeviceTokens
     proxies: ProxyConfig = field(default_factory=ProxyConfig)
+    #: Origins allowed to send cookie-bearing unsafe requests besides the app's own host.
+    origins: OriginPolicy = field(default_factory=OriginPolicy)
     #: A Redis client shared by every store that has no backend of its own (``redis_url=``
     #: or ``redis_client=`` on ``CRUDAuth``), or ``None``.
     redis_client: Any = None

@@ -5,22 +5,21 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from crudauth.errors import CrossSiteRequest
+from crudauth.http.origins import OriginPolicy
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 
+_OWN_HOST_ONLY = OriginPolicy()
 
-def refuse_cross_site(request: Request) -> None:
-    """Refuse login-like requests a browser marks as coming from another site.
 
-    Login CSRF would sign the victim in to the attacker's account. ``Sec-Fetch-Site`` is sent
-    by every current browser; ``Origin: null`` comes from sandboxed or privacy-redirected
-    contexts that have no business signing anyone in.
+def refuse_cross_site(request: Request, policy: OriginPolicy | None = None) -> None:
+    """Refuse login-like requests that another site's page sent (``CrossSiteRequest``).
+
+    Login CSRF would sign the victim in to the attacker's account. ``policy`` names the
+    origins allowed besides the request's own host (``CRUDAuth(trusted_origins=...)``); see
+    ``crudauth.http.origins`` for the exact rules.
     """
-    if request.headers.get("sec-fetch-site", "").lower() == "cross-site":
-        raise CrossSiteRequest("cross-site login")
-    if request.headers.get("origin", "").strip().lower() == "null":
-        raise CrossSiteRequest("opaque origin")
+    (policy or _OWN_HOST_ONLY).check(request)
 
 
 def no_store(response: Response) -> None:

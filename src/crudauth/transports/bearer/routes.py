@@ -49,7 +49,7 @@ def build_bearer_router(transport: "BearerTransport") -> APIRouter:
         with http_errors():
             if cookie_mode:
                 # The refresh cookie would land in the victim's browser: login CSRF.
-                refuse_cross_site(request)
+                refuse_cross_site(request, runtime.origins)
             sign_in = await check_password(
                 runtime, request, db, form.username, form.password, transport=transport.name
             )
@@ -74,7 +74,7 @@ def build_bearer_router(transport: "BearerTransport") -> APIRouter:
         with http_errors():
             await runtime.throttles.hit_address("refresh", runtime.client_ip(request))
             if from_cookie:
-                refuse_cross_site(request)
+                refuse_cross_site(request, runtime.origins)
             try:
                 result = await transport.refresh(db, presented, request)
             except InvalidToken:
@@ -94,7 +94,7 @@ def build_bearer_router(transport: "BearerTransport") -> APIRouter:
         async def logout(request: Request, response: Response) -> dict[str, str]:
             """Revoke this browser's refresh-token family and clear its cookie."""
             with http_errors():
-                refuse_cross_site(request)
+                refuse_cross_site(request, runtime.origins)
                 presented = request.cookies.get(transport.refresh_cookie_name)
                 if presented:
                     await transport.revoke_refresh_token(presented)

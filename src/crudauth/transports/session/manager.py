@@ -26,6 +26,7 @@ from crudauth.storage.base import SessionRecord, SessionStore
 _TOKEN_SHAPE: Final = re.compile(r"^[A-Za-z0-9_-]{43}$")
 MISSING_CSRF: Final = "Missing CSRF token"
 INVALID_CSRF: Final = "Invalid CSRF token"
+CROSS_ORIGIN: Final = "Cross-origin request refused"
 
 
 def new_token() -> str:

@@ -28,7 +28,7 @@ def build_session_router(transport: "SessionTransport") -> APIRouter:
     ) -> dict[str, Any]:
         """Sign in with a username or email and a password; sets the session cookies."""
         with http_errors():
-            refuse_cross_site(request)
+            refuse_cross_site(request, runtime.origins)
             sign_in = await check_password(
                 runtime, request, db, form.username, form.password, transport=transport.name
             )

@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from crudauth.config import CookieConfig
-from crudauth.errors import ConfigurationError, InvalidSession
+from crudauth.errors import ConfigurationError, CrossSiteRequest, CSRFFailure, InvalidSession
 from crudauth.http.guards import SAFE_METHODS
 from crudauth.principal import Principal
 from crudauth.runtime import AuthRuntime
@@ -19,7 +19,12 @@ from crudauth.storage.base import SessionStore
 from crudauth.storage.memory import MemorySessionStore
 from crudauth.transports.base import AuthContext, Transport, own_session
 from crudauth.transports.session.cookies import SessionCookies
-from crudauth.transports.session.manager import LiveSession, SessionManager, SessionSettings
+from crudauth.transports.session.manager import (
+    CROSS_ORIGIN,
+    LiveSession,
+    SessionManager,
+    SessionSettings,
+)
 
 Backend = Literal["memory", "redis", "database"]
 
@@ -215,6 +220,10 @@ class SessionTransport(Transport):
             raise InvalidSession("unknown or expired session")
         if self.csrf and request.method.upper() not in SAFE_METHODS:
             self.manager.check_csrf(live, request.headers.get("x-csrf-token"))
+            try:  # defence in depth: the token, and a page of this app (or a trusted one)
+                self.runtime.origins.check(request)
+            except CrossSiteRequest:
+                raise CSRFFailure(CROSS_ORIGIN) from None
         return session_id, live
 
     def _metadata(self, session_id: str, live: LiveSession) -> dict[str, Any]:
