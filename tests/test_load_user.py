@@ -171,6 +171,37 @@ async def test_session_without_snapshot_takes_the_full_path_once(make_env: Any) 
     assert len(seen.selects) == 1
 
 
+async def test_a_sign_in_racing_a_reset_leaves_no_session_for_load_user_false(
+    make_env: Any,
+) -> None:
+    """Regression (review finding M4): the sign-in read the row before a reset committed and
+    created its session after the reset's sweep, at the old epoch."""
+    env: Env = await make_env()
+    add_routes(env)
+    assert (await register(env.client)).status_code == 200
+    manager = env.auth.sessions
+    original = manager.create_session
+
+    async def reset_commits_first(*args: Any, **kwargs: Any) -> Any:
+        # What a password reset does between this sign-in's read and its session: commit the
+        # new epoch, then end every session the user has.
+        await update_user(env, "alice", token_version=User.token_version + 1)
+        await env.auth.revoke_user(1)
+        return await original(*args, **kwargs)
+
+    manager.create_session = reset_commits_first  # type: ignore[method-assign]
+    try:
+        r = await login(env.client)
+    finally:
+        manager.create_session = original  # type: ignore[method-assign]
+    assert r.status_code == 401
+    assert r.json() == {"detail": "Incorrect username or password"}
+    assert "session_id" not in env.client.cookies
+    assert await manager.list_for_user(1) == []  # nothing left for a claims path to accept
+    assert (await login(env.client)).status_code == 200  # the next sign-in is a normal one
+    assert (await env.client.get("/claims")).status_code == 200
+
+
 @pytest.mark.redis
 async def test_redis_session_request_is_one_round_trip(make_env: Any) -> None:
     env = await session_env(make_env, redis_url=REDIS_TEST_URL)

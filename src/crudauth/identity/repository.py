@@ -180,6 +180,16 @@ class UserRepository:
             return None
         return await db.get(self.model, key)
 
+    async def current_epoch(self, db: AsyncSession, user_id: Any) -> int | None:
+        """The committed ``token_version`` of ``user_id`` (``None`` if the row is gone), read
+        with a query of its own rather than from the session's identity map."""
+        column = self.column("token_version") if self.has("token_version") else None
+        if column is None:
+            return 0
+        found = await db.execute(select(column).where(self.column("id") == self.coerce_id(user_id)))
+        row = found.first()
+        return None if row is None else int(row[0] or 0)
+
     def coerce_id(self, user_id: Any) -> Any:
         """``user_id`` as the primary key's Python type (a cookie or token carries a string)."""
         python_type = self._id_type

@@ -11,7 +11,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from crudauth.config import CookieConfig
-from crudauth.errors import ConfigurationError, CrossSiteRequest, CSRFFailure, InvalidSession
+from crudauth.errors import (
+    ConfigurationError,
+    CrossSiteRequest,
+    CSRFFailure,
+    InvalidCredentials,
+    InvalidSession,
+)
 from crudauth.http.guards import SAFE_METHODS
 from crudauth.principal import Principal
 from crudauth.runtime import AuthRuntime
@@ -309,9 +315,10 @@ class SessionTransport(Transport):
         runtime = self.runtime
         repo = runtime.repo
         remember = bool(options.get("remember_me", False))
+        epoch = int(repo.value(user, "token_version", 0) or 0)
         session_id, csrf, live = await self.manager.create_session(
             repo.user_id(user),
-            token_version=int(repo.value(user, "token_version", 0) or 0),
+            token_version=epoch,
             remember_me=remember,
             ip_address=runtime.client_ip(request),
             user_agent=request.headers.get("user-agent"),
@@ -320,6 +327,7 @@ class SessionTransport(Transport):
                 CLAIMS_KEY: claims_snapshot(build_principal(runtime, user, self.name, {})),
             },
         )
+        await self._refuse_if_swept(live, epoch)
         max_age = int(min(self.remember_me_seconds, self.settings.remember_me_absolute_timeout))
         self.cookies.set(response, session_id, csrf, max_age if remember else None)
         await runtime.hooks.fire(
@@ -336,6 +344,21 @@ class SessionTransport(Transport):
 
     def clear_cookies(self, response: Response) -> None:
         self.cookies.clear(response)
+
+    async def _refuse_if_swept(self, live: LiveSession, epoch: int) -> None:
+        """End a session born at an epoch that a credential change has already left behind.
+
+        A password reset or change commits the new epoch, then deletes the user's sessions. A
+        sign-in that read the row before that commit and created its session after the sweep
+        would keep a session at the old epoch: the full path refuses it on its first request,
+        but ``load_user=False`` reads the record alone. One query after the session exists
+        closes the gap: either the sweep ran later (and deleted it), or the new epoch shows.
+        """
+        async with own_session(self.runtime.session_dependency) as db:
+            current = await self.runtime.repo.current_epoch(db, live.record.user_id)
+        if current != epoch:
+            await self.manager.revoke_key(live.key)
+            raise InvalidCredentials("credentials changed during sign-in")
 
 
 def build_principal(
