@@ -165,7 +165,7 @@ class Server:
             self.proc.wait()
 
 
-def start_server(env: dict[str, str], tmp: Path) -> Server:
+def start_server(env: dict[str, str], tmp: Path, loop: str = "asyncio") -> Server:
     port = free_port()
     log = tmp / f"server-{port}.log"
     cmd = [
@@ -182,6 +182,12 @@ def start_server(env: dict[str, str], tmp: Path) -> Server:
         str(port),
         "--workers",
         "1",
+        # Explicit, so that installing uvloop or httptools does not change what is measured:
+        # the reference numbers were taken on asyncio with h11.
+        "--loop",
+        loop,
+        "--http",
+        "h11",
         "--log-level",
         "warning",
         "--no-access-log",
@@ -479,7 +485,7 @@ def run_store(store: str, args: argparse.Namespace, tmp: Path, report: list[str]
         env = {"BENCH_DB_URL": db_url, "BENCH_REDIS_URL": ""}
     env |= {"BENCH_PG_SCHEMA": PG_SCHEMA, "BENCH_FLOOR_USER_ID": str(FIRST_ID)}
     asyncio.run(create_users(db_url, users))
-    server = start_server(env, tmp)
+    server = start_server(env, tmp, args.loop)
     try:
         configs = [Config(store, t, n) for t in ("session", "bearer") for n in (1, many)]
         creds = {
@@ -577,6 +583,9 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=None, help="per route and round")
     parser.add_argument("--store", choices=("memory+sqlite", "redis+postgres"), action="append")
     parser.add_argument("--login-load-everywhere", action="store_true")
+    parser.add_argument(
+        "--loop", choices=("asyncio", "uvloop"), default="asyncio", help="uvicorn's event loop"
+    )
     args = parser.parse_args()
     args.rounds = args.rounds or (1 if args.quick else 5)
     args.seconds = args.seconds or (1.0 if args.quick else 3.0)
@@ -584,7 +593,7 @@ def main() -> int:
     client = "wrk" if shutil.which("wrk") else "python asyncio client (wrk not installed)"
     print(
         f"crudauth bench: {len(stores)} store(s), {args.rounds} round(s) x {args.seconds:g} s "
-        f"per route, {CONNECTIONS} connections, load from {client}, "
+        f"per route, {CONNECTIONS} connections, {args.loop} + h11, load from {client}, "
         f"pinning {'on' if pin(0) else 'off'}",
         flush=True,
     )

@@ -39,6 +39,7 @@ class FakeRedis:
     def __init__(self, password: str | None = None) -> None:
         self.password = password
         self.stall = False
+        self.stalled: set[int] = set()  # connection numbers (from 1) that never answer
         self.hang_up = False
         self.commands: list[list[bytes]] = []
         self.connections = 0
@@ -62,6 +63,7 @@ class FakeRedis:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
+        number = self.connections
         self.writers.append(writer)
         authed = self.password is None
         try:
@@ -72,7 +74,7 @@ class FakeRedis:
                 self.commands.append(command)
                 if self.hang_up:
                     break
-                if self.stall:
+                if self.stall or number in self.stalled:
                     continue
                 name = command[0].upper()
                 if name == b"AUTH":
@@ -82,6 +84,8 @@ class FakeRedis:
                     writer.write(b"-NOAUTH Authentication required.\r\n")
                 elif name == b"SELECT":
                     writer.write(b"+OK\r\n")
+                elif name == b"PING":
+                    writer.write(b"+PONG\r\n")
                 elif name == b"ECHO":
                     writer.write(b"$%d\r\n%b\r\n" % (len(command[1]), command[1]))
                 else:
@@ -283,6 +287,26 @@ async def test_a_lost_connection_fails_its_waiters_and_the_next_command_reconnec
     fake.hang_up = False
     assert await lane.execute("ECHO", "c") == b"c"
     assert fake.connections == 2
+    await lane.aclose()
+
+
+async def test_a_connection_quiet_for_long_is_pinged_and_replaced_if_it_went_dead(
+    fake: FakeRedis,
+) -> None:
+    lane = lane_to(fake.port, timeout=0.3)
+    assert await lane.execute("ECHO", "a") == b"a"
+    assert await lane.execute("ECHO", "b") == b"b"
+    assert [c[0] for c in fake.commands] == [b"ECHO", b"ECHO"]  # busy: no pings
+
+    # A NAT dropped the idle connection without a word: it swallows whatever is sent.
+    fake.stalled.add(1)
+    connection = lane._connection
+    assert connection is not None
+    connection.last_heard -= redis_lane.IDLE_CHECK_SECONDS + 1
+    replies = await asyncio.gather(*(lane.execute("ECHO", str(i)) for i in range(5)))
+    assert replies == [str(i).encode() for i in range(5)]  # no 503: one ping, then reconnected
+    assert fake.connections == 2
+    assert [c[0] for c in fake.commands].count(b"PING") == 1  # one ping for all five
     await lane.aclose()
 
 
@@ -497,3 +521,52 @@ async def test_throttles_take_the_lane_and_lockouts_stay_on_the_client() -> None
         await backend.close()
         await client.aclose()
     assert RedisBackend(client, pipelined=False).lane is None
+
+
+# -- uvloop (what uvicorn runs when it is installed) ------------------------------------------
+
+
+def run_on_uvloop(coro_factory: Any) -> Any:
+    uvloop = pytest.importorskip("uvloop")
+    loop = uvloop.new_event_loop()
+    try:
+        return loop.run_until_complete(coro_factory())
+    finally:
+        loop.close()
+
+
+@pytest.mark.redis
+def test_the_lane_on_uvloop_answers_in_order_and_fails_closed_on_a_stall() -> None:
+    async def scenario() -> None:
+        client = Redis.from_url(REDIS_TEST_URL)
+        lane = RedisLane.for_client(client, 2.0)
+        assert lane is not None
+        prefix = f"lane-test:{uuid.uuid4().hex}:"
+        await client.mset({f"{prefix}{i}": str(i) for i in range(100)})
+        tasks = [asyncio.ensure_future(lane.get(f"{prefix}{i}")) for i in range(100)]
+        await asyncio.sleep(0)
+        tasks[3].cancel()
+        done = await asyncio.gather(*tasks, return_exceptions=True)
+        assert [d for i, d in enumerate(done) if i != 3] == [
+            str(i).encode() for i in range(100) if i != 3
+        ]
+        await client.delete(*(f"{prefix}{i}" for i in range(100)))
+        await lane.aclose()
+        await client.aclose()
+
+        fake = FakeRedis()
+        await fake.start()
+        stalled = lane_to(fake.port, timeout=0.3)
+        assert await stalled.execute("ECHO", "a") == b"a"
+        fake.stall = True
+        with pytest.raises(redis_errors.TimeoutError):
+            await stalled.execute("ECHO", "b")
+        fake.stall = False
+        assert await stalled.execute("ECHO", "c") == b"c"
+        await stalled.aclose()
+        await fake.stop()
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ResourceWarning)
+        run_on_uvloop(scenario)
+        gc.collect()

@@ -58,6 +58,12 @@ def pack(args: Sequence[Any]) -> bytes:
     return b"*%d\r\n%b" % (len(args), b"".join([_bulk(arg) for arg in args]))
 
 
+_PING = pack(("PING",))
+#: A connection quiet for this long is pinged before its next command (redis-py's
+#: ``health_check_interval`` does the same for the client's pooled connections).
+IDLE_CHECK_SECONDS = 30.0
+
+
 def _error(reply: redis_errors.ResponseError) -> redis_errors.ResponseError:
     message = str(reply)
     if message.startswith("NOSCRIPT"):
@@ -87,6 +93,9 @@ class _Connection:
         self._sock = sock
         self._flush_due = False
         self._watchdog: asyncio.TimerHandle | None = None
+        #: When the server last sent anything (see ``RedisLane._checked``).
+        self.last_heard = loop.time()
+        self.checking: asyncio.Task[_Connection] | None = None
         self._release = weakref.finalize(self, _release, loop, sock)
         loop.add_reader(sock.fileno(), self._readable)
 
@@ -103,6 +112,7 @@ class _Connection:
         if not data:
             self.fail(redis_errors.ConnectionError("Redis closed the connection"))
             return
+        self.last_heard = self.loop.time()
         self.reader.feed(data)
         waiters = self.waiters
         while True:
@@ -282,7 +292,31 @@ class RedisLane:
             or connection.loop is not asyncio.get_running_loop()
         ):
             connection = await self._connect()
+        elif connection.checking is not None or (
+            connection.loop.time() - connection.last_heard > IDLE_CHECK_SECONDS
+        ):
+            connection = await self._checked(connection)
         return await connection.send(payload)
+
+    async def _checked(self, connection: _Connection) -> _Connection:
+        """A connection that has been quiet for a while, pinged first (a server's idle timeout
+        or a NAT may have dropped it without a word); a fresh one if the ping fails. Requests
+        arriving meanwhile wait for the same ping."""
+        if connection.checking is None:
+            connection.checking = connection.loop.create_task(self._ping(connection))
+        task = connection.checking
+        try:
+            return await asyncio.shield(task)
+        finally:
+            if task.done() and connection.checking is task:
+                connection.checking = None
+
+    async def _ping(self, connection: _Connection) -> _Connection:
+        try:
+            await connection.send(_PING)
+        except (redis_errors.ConnectionError, redis_errors.TimeoutError):
+            return await self._connect()
+        return connection
 
     async def evalsha(self, sha: str, numkeys: int, *args: Any) -> Any:
         head = self._script_heads.get((sha, numkeys))
@@ -362,6 +396,7 @@ class RedisLane:
                 sock.setblocking(False)
                 if family != socket.AF_UNIX:
                     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
                 await loop.sock_connect(sock, address)
             except OSError as exc:
                 sock.close()
