@@ -350,6 +350,37 @@ def forged(token: str, subject: str) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=") + "." + signature
 
 
+async def test_a_new_epoch_ends_a_device_cookies_exemption_from_the_account_lock(
+    make_env, browser
+):
+    """Regression (review finding L6): a browser that had once signed in (or a thief holding
+    its device cookie) stayed exempt from the account lock after a password reset."""
+    from sqlalchemy import update
+
+    from tests.conftest import User
+
+    env = await make_env(trusted_proxy_hops=1)
+    await register(env.client)
+    home = "192.0.2.10"
+    owner = browser(env)
+    assert (await attempt(env, password=PASSWORD, ip=home, client=owner)).status_code == 200
+
+    # The account's credentials change (a reset or a password change bumps the epoch).
+    async with env.sessionmaker() as db:
+        await db.execute(update(User).values(token_version=User.token_version + 1))
+        await db.commit()
+    await lock_identifier(env, "alice", "198.51.100")
+    before = env.hasher.verifications
+    assert_locked(await attempt(env, password=PASSWORD, ip=home, client=owner))
+    assert env.hasher.verifications == before
+
+    # Signing in again once the lock has passed binds the cookie to the new epoch.
+    env.clock.advance(LockoutConfig().lockout_max_seconds + 1)
+    assert (await attempt(env, password=PASSWORD, ip=home, client=owner)).status_code == 200
+    await lock_identifier(env, "alice", "198.51.101")
+    assert (await attempt(env, password=PASSWORD, ip=home, client=owner)).status_code == 200
+
+
 @pytest.mark.parametrize("kind", ["garbage", "forged", "other_account", "expired"])
 async def test_a_forged_or_expired_device_cookie_gives_no_exemption(make_env, browser, kind):
     env = await make_env(trusted_proxy_hops=1)

@@ -57,6 +57,8 @@ class Attempt:
     #: login field (username, email) the guesses use.
     account_key: str | None = None
     account_subject: str | None = None
+    #: What a device cookie lists for the account: bound to its epoch (``token_version``).
+    account_device_tag: str | None = None
 
     def subject_keys(self) -> list[str]:
         return [k for k in (self.ip_key, self.identifier_key) if k is not None]
@@ -119,17 +121,26 @@ class LoginLockout:
     def account_subject(self, user_id: object) -> str:
         return self.keys.digest(SUBJECT_PURPOSE, f"account:{user_id}")[:32]
 
+    def account_device_tag(self, user_id: object, epoch: int) -> str:
+        """What a device cookie lists for an account. It names the account's epoch, so a
+        password reset or change (which moves the epoch) ends every browser's exemption from
+        the account lock, a stolen device cookie's included, until that browser signs in
+        again."""
+        return self.keys.digest(SUBJECT_PURPOSE, f"account:{user_id}:epoch:{epoch}")[:32]
+
     async def reserve_account(
         self,
         attempt: Attempt,
         user_id: object,
         device_subjects: tuple[str, ...] = (),
         device_id: str | None = None,
+        epoch: int = 0,
     ) -> None:
         """Take a slot on the account itself, before its password is hashed; on refusal give
         back the slots ``begin`` took and raise ``LockedOut``."""
         subject = self.account_subject(user_id)
-        if device_id is not None and subject in device_subjects:
+        tag = self.account_device_tag(user_id, epoch)
+        if device_id is not None and tag in device_subjects:
             key = f"login:dev:{device_id}:{subject}"
         else:
             key = f"login:acct:{subject}"
@@ -148,6 +159,7 @@ class LoginLockout:
             raise StoreUnavailable("lockout backend unavailable") from None
         attempt.account_key = key
         attempt.account_subject = subject
+        attempt.account_device_tag = tag
 
     async def succeeded(self, attempt: Attempt) -> None:
         """A correct password: the identifier starts afresh; the address gets its slot back

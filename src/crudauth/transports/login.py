@@ -86,6 +86,7 @@ async def check_password(
             runtime.repo.user_id(user),
             device.subjects if device else (),
             device.device_id if device else None,
+            epoch=int(runtime.repo.value(user, "token_version", 0) or 0),
         )
 
     try:
@@ -119,8 +120,10 @@ async def finish_sign_in(
     name = device_cookie_name(runtime)
     current = runtime.devices.read(request.cookies.get(name))
     token = runtime.devices.issue(current, sign_in.attempt.subject)
-    if sign_in.attempt.account_subject is not None:
-        token = runtime.devices.issue(runtime.devices.read(token), sign_in.attempt.account_subject)
+    if sign_in.attempt.account_device_tag is not None:
+        token = runtime.devices.issue(
+            runtime.devices.read(token), sign_in.attempt.account_device_tag
+        )
     response.set_cookie(
         name,
         token,
