@@ -350,9 +350,7 @@ def forged(token: str, subject: str) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=") + "." + signature
 
 
-async def test_a_new_epoch_ends_a_device_cookies_exemption_from_the_account_lock(
-    make_env, browser
-):
+async def test_a_new_epoch_ends_a_device_cookies_exemption_from_the_account_lock(make_env, browser):
     """Regression (review finding L6): a browser that had once signed in (or a thief holding
     its device cookie) stayed exempt from the account lock after a password reset."""
     from sqlalchemy import update
