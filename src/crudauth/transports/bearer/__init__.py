@@ -1,5 +1,6 @@
 """Bearer tokens: JWT access tokens and rotating refresh tokens."""
 
-from crudauth.transports.bearer.transport import BearerTransport, IssuedTokens
+from crudauth.transports.bearer.results import IssuedTokens
+from crudauth.transports.bearer.transport import BearerTransport
 
 __all__ = ["BearerTransport", "IssuedTokens"]

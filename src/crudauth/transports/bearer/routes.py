@@ -9,8 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crudauth.exceptions import UnauthorizedException
 from crudauth.http.errors import http_errors
 from crudauth.http.guards import no_store, refuse_cross_site
+from crudauth.transports.bearer.access import unauthorized
 from crudauth.transports.bearer.tokens import InvalidToken
-from crudauth.transports.bearer.transport import unauthorized
 from crudauth.transports.login import LoginForm, check_password, finish_sign_in
 
 if TYPE_CHECKING:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from collections.abc import Generator, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 from fastapi import APIRouter
@@ -14,14 +12,15 @@ from starlette.responses import Response
 
 from crudauth.config import CookieConfig
 from crudauth.errors import ConfigurationError
-from crudauth.exceptions import UnauthorizedException
 from crudauth.keys import Purpose
 from crudauth.principal import Principal
 from crudauth.runtime import AuthRuntime
 from crudauth.transports.base import AuthContext, Transport
+from crudauth.transports.bearer.access import AccessTokens, unauthorized
 from crudauth.transports.bearer.claims import ClaimsEntries
 from crudauth.transports.bearer.families import Outcome, Presented, RefreshFamilies
 from crudauth.transports.bearer.options import COOKIE_NAME, positive, scope_set, within
+from crudauth.transports.bearer.results import IssuedTokens, RefreshedTokens
 from crudauth.transports.bearer.signing import (
     ALGORITHMS,
     Algorithm,
@@ -33,7 +32,6 @@ from crudauth.transports.bearer.tokens import (
     InvalidToken,
     TokenRules,
     TokenType,
-    check_times,
     create_access_token,
     create_refresh_token,
     new_token_id,
@@ -45,42 +43,8 @@ from crudauth.transports.session.transport import (
 )
 
 RefreshMode = Literal["cookie", "body"]
-VERIFIED_CACHE_SIZE = 4096
 DAY = 86400
-INVALID_TOKEN = "Invalid token"  # noqa: S105 - an error text, not a secret
 TOKEN_TYPE = "bearer"  # noqa: S105 - the OAuth 2.0 token_type, not a secret
-#: RFC 6750 §3: every 401 for a bad bearer token says so in ``WWW-Authenticate``.
-CHALLENGE = 'Bearer error="invalid_token"'
-
-
-def unauthorized(detail: str = INVALID_TOKEN, code: str = "invalid_token") -> UnauthorizedException:
-    """The 401 for a bearer credential that is present but unacceptable."""
-    return UnauthorizedException(
-        detail,
-        headers={"WWW-Authenticate": CHALLENGE, "X-Error-Code": code, "Cache-Control": "no-store"},
-    )
-
-
-class IssuedTokens(dict[str, Any]):
-    """``{access_token, token_type, refresh_token}``: a plain dict that may also be awaited.
-
-    ``issue_tokens`` is synchronous, as in the API crudauth is compatible with, but code
-    written for async variants of that API says ``await auth.issue_tokens(user)``. Awaiting
-    this dict simply returns it, so both spellings work.
-    """
-
-    def __await__(self) -> Generator[Any, None, IssuedTokens]:
-        yield from ()
-        return self
-
-
-@dataclass(frozen=True)
-class RefreshedTokens:
-    """The result of one successful ``/refresh``."""
-
-    user: Any
-    tokens: IssuedTokens
-    expires_at: float
 
 
 class BearerTransport(Transport):
@@ -119,7 +83,6 @@ class BearerTransport(Transport):
         if refresh not in ("cookie", "body"):
             raise ConfigurationError(f"refresh={refresh!r}: use 'cookie' or 'body'")
         self.refresh_mode: RefreshMode = refresh
-        self._verified: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self.default_scopes = scope_set(default_scopes, "default_scopes")
         self.grantable_scopes = (
             self.default_scopes
@@ -179,6 +142,7 @@ class BearerTransport(Transport):
         self.access_keys = self._public_keys or hmac_keyset(runtime.keys, Purpose.ACCESS_TOKEN)
         # Refresh tokens are only ever read by this server: always a secret key of their own.
         self.refresh_keys = hmac_keyset(runtime.keys, Purpose.REFRESH_TOKEN)
+        self.access = AccessTokens(self.access_keys, self.rules, runtime.clock)
         self.families = RefreshFamilies(
             runtime.tokens, runtime.clock, grace_seconds=self.reuse_grace, leeway=self.leeway
         )
@@ -274,37 +238,7 @@ class BearerTransport(Transport):
     # -- requests ------------------------------------------------------------------------------
 
     def _verify_access(self, request: Request) -> dict[str, Any] | None:
-        header = request.headers.get("authorization")
-        if header is None:
-            return None
-        scheme, _, token = header.strip().partition(" ")
-        if scheme.lower() != "bearer":
-            return None  # another scheme is another transport's business
-        token = token.strip()
-        now = self.runtime.clock.now()
-        try:
-            cached = self._verified.get(token)
-            if cached is not None:
-                # Signature, header, issuer and audience were proven for these exact bytes;
-                # only time can have changed.
-                check_times(cached, now, self.rules.leeway)
-                return dict(cached)
-            claims = verify_token(
-                token, self.access_keys, TokenType.ACCESS, rules=self.rules, now=now
-            )
-        except InvalidToken:
-            raise unauthorized() from None
-        self._remember(token, claims)
-        return dict(claims)
-
-    def _remember(self, token: str, claims: dict[str, Any]) -> None:
-        """Keep a bounded memo of verified access tokens: a client sends the same token on
-        every request for its lifetime, and PyJWT's full check costs ~90 us each time. Only
-        tokens that passed every check are kept; the per-user checks (epoch, active) still
-        run on every request."""
-        self._verified[token] = claims
-        if len(self._verified) > VERIFIED_CACHE_SIZE:
-            self._verified.popitem(last=False)
+        return self.access.read(request)
 
     def _metadata(self, claims: Mapping[str, Any]) -> dict[str, Any]:
         return {"jti": claims["jti"], "expires_at": claims["exp"], "token_type": "access"}

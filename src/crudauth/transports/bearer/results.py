@@ -1,0 +1,29 @@
+"""What issuing and refreshing tokens return."""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from dataclasses import dataclass
+from typing import Any
+
+
+class IssuedTokens(dict[str, Any]):
+    """``{access_token, token_type, refresh_token}``: a plain dict that may also be awaited.
+
+    ``issue_tokens`` is synchronous, as in the API crudauth is compatible with, but code
+    written for async variants of that API says ``await auth.issue_tokens(user)``. Awaiting
+    this dict simply returns it, so both spellings work.
+    """
+
+    def __await__(self) -> Generator[Any, None, IssuedTokens]:
+        yield from ()
+        return self
+
+
+@dataclass(frozen=True)
+class RefreshedTokens:
+    """The result of one successful ``/refresh``."""
+
+    user: Any
+    tokens: IssuedTokens
+    expires_at: float
