@@ -7,6 +7,7 @@ from dataclasses import replace
 from typing import Any, Final, Literal
 
 from fastapi import APIRouter
+from sqlalchemy.ext.asyncio import async_object_session
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -327,7 +328,7 @@ class SessionTransport(Transport):
                 CLAIMS_KEY: claims_snapshot(build_principal(runtime, user, self.name, {})),
             },
         )
-        await self._refuse_if_swept(live, epoch)
+        await self._refuse_if_swept(live, user, epoch)
         max_age = int(min(self.remember_me_seconds, self.settings.remember_me_absolute_timeout))
         self.cookies.set(response, session_id, csrf, max_age if remember else None)
         await runtime.hooks.fire(
@@ -345,7 +346,7 @@ class SessionTransport(Transport):
     def clear_cookies(self, response: Response) -> None:
         self.cookies.clear(response)
 
-    async def _refuse_if_swept(self, live: LiveSession, epoch: int) -> None:
+    async def _refuse_if_swept(self, live: LiveSession, user: Any, epoch: int) -> None:
         """End a session born at an epoch that a credential change has already left behind.
 
         A password reset or change commits the new epoch, then deletes the user's sessions. A
@@ -354,8 +355,13 @@ class SessionTransport(Transport):
         but ``load_user=False`` reads the record alone. One query after the session exists
         closes the gap: either the sweep ran later (and deleted it), or the new epoch shows.
         """
-        async with own_session(self.runtime.session_dependency) as db:
-            current = await self.runtime.repo.current_epoch(db, live.record.user_id)
+        repo = self.runtime.repo
+        db = async_object_session(user)  # the sign-in's own session: a query, not its cache
+        if db is not None:
+            current = await repo.current_epoch(db, live.record.user_id)
+        else:
+            async with own_session(self.runtime.session_dependency) as fresh:
+                current = await repo.current_epoch(fresh, live.record.user_id)
         if current != epoch:
             await self.manager.revoke_key(live.key)
             raise InvalidCredentials("credentials changed during sign-in")
