@@ -362,7 +362,7 @@ async def test_production_redis(
             assert (await client.get("/hello")).json() == {"message": "Hello, user 1"}
             # That request's session check went over the worker's pipelined lane.
             lane = example.auth.sessions.store.lane
-            assert lane is not None and lane._connection is not None
+            assert lane is not None and lane._connections
 
             # The record is in Redis, under a keyed hash of the id, indexed under its user.
             session_id = client.cookies["session_id"]

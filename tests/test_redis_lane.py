@@ -128,7 +128,7 @@ def test_pack_encodes_bulk_strings_of_every_argument_type() -> None:
         b"*4\r\n$3\r\nSET\r\n$3\r\nk\r\n\r\n$1\r\n7\r\n$3\r\n1.5\r\n"
     )
     assert pack(("ECHO", "é")) == b"*2\r\n$4\r\nECHO\r\n$2\r\n\xc3\xa9\r\n"
-    with pytest.raises(TypeError):
+    with pytest.raises(redis_errors.DataError):  # a RedisError, like redis-py's
         pack(("SET", None))
 
 
@@ -182,7 +182,7 @@ async def test_commands_of_one_loop_turn_leave_in_one_write(
 ) -> None:
     _, lane = real
     await lane.execute("PING")
-    connection = lane._connection
+    connection = lane._connections.get(asyncio.get_running_loop())
     assert connection is not None
     writes: list[int] = []
     original = connection._write
@@ -300,7 +300,7 @@ async def test_a_connection_quiet_for_long_is_pinged_and_replaced_if_it_went_dea
 
     # A NAT dropped the idle connection without a word: it swallows whatever is sent.
     fake.stalled.add(1)
-    connection = lane._connection
+    connection = lane._connections.get(asyncio.get_running_loop())
     assert connection is not None
     connection.last_heard -= redis_lane.IDLE_CHECK_SECONDS + 1
     replies = await asyncio.gather(*(lane.execute("ECHO", str(i)) for i in range(5)))
@@ -570,3 +570,108 @@ def test_the_lane_on_uvloop_answers_in_order_and_fails_closed_on_a_stall() -> No
         warnings.simplefilter("error", ResourceWarning)
         run_on_uvloop(scenario)
         gc.collect()
+
+
+# -- regressions from the review of the lane ---------------------------------------------------
+
+
+@pytest.mark.redis
+def test_one_lane_shared_by_event_loops_in_several_threads_never_hangs() -> None:
+    """Regression: one connection for every loop; a loop in another thread closed it under
+    the first loop's waiters, which then waited forever."""
+    import threading
+
+    client_url = REDIS_TEST_URL
+    lane = RedisLane.for_client(Redis.from_url(client_url), 2.0)
+    assert lane is not None
+    key = f"lane-test:{uuid.uuid4().hex}"
+    import redis as sync_redis
+
+    sync = sync_redis.Redis.from_url(client_url)
+    sync.set(key, "shared")
+    results: dict[int, int] = {}
+
+    def worker(n: int) -> None:
+        async def calls() -> int:
+            ok = 0
+            for _ in range(150):
+                ok += await lane.get(key) == b"shared"
+            return ok
+
+        results[n] = asyncio.run(calls())
+
+    threads = [threading.Thread(target=worker, args=(n,), daemon=True) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not any(t.is_alive() for t in threads), "a thread's event loop hung"
+    assert results == {n: 150 for n in range(4)}
+    sync.delete(key)
+    sync.close()
+    asyncio.run(lane.aclose())
+
+
+async def test_a_connection_opened_across_aclose_is_not_kept(fake: FakeRedis) -> None:
+    """Regression: aclose during a connect left the new connection open and in use."""
+    lane = lane_to(fake.port)
+    pending = asyncio.ensure_future(lane.execute("ECHO", "a"))
+    await asyncio.sleep(0)  # the connect is under way
+    await lane.aclose()
+    with pytest.raises(redis_errors.ConnectionError):
+        await pending
+    assert lane._connections == {}
+    for _ in range(50):  # the server sees that socket closed
+        if fake.closed == fake.connections:
+            break
+        await asyncio.sleep(0.01)
+    assert fake.closed == fake.connections == 1
+    assert await lane.execute("ECHO", "b") == b"b"  # usable again, like a redis-py client
+    await lane.aclose()
+
+
+async def test_a_forgotten_lane_closes_its_socket_while_the_loop_runs(fake: FakeRedis) -> None:
+    """Regression: the loop's reader callback kept a dropped lane's connection alive."""
+    lane = lane_to(fake.port)
+    assert await lane.execute("ECHO", "a") == b"a"
+    del lane
+    gc.collect()
+    for _ in range(50):
+        if fake.closed == 1:
+            break
+        await asyncio.sleep(0.01)
+    assert fake.closed == 1
+
+
+async def test_a_ping_nobody_waits_for_any_more_leaves_no_stale_state(fake: FakeRedis) -> None:
+    """Regression: a ping (or connect) whose every waiter was cancelled stayed stored."""
+    lane = lane_to(fake.port, timeout=0.2)
+    assert await lane.execute("ECHO", "a") == b"a"
+    connection = lane._connections[asyncio.get_running_loop()]
+    fake.stalled.add(1)
+    connection.last_heard -= redis_lane.IDLE_CHECK_SECONDS + 1
+    waiting = asyncio.ensure_future(lane.execute("ECHO", "b"))
+    await asyncio.sleep(0.05)
+    waiting.cancel()
+    await asyncio.sleep(0.4)  # the ping times out and reconnects on its own
+    assert connection.checking is None
+    assert await lane.execute("ECHO", "c") == b"c"
+    await lane.aclose()
+
+
+async def test_a_failed_handshake_logs_nothing_and_names_its_cause(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Regression: SELECT's NOAUTH error after a failed AUTH was never retrieved."""
+    server = FakeRedis(password="right")
+    port = await server.start()
+    try:
+        lane = lane_to(port, password="wrong", db=2)
+        for _ in range(3):
+            with pytest.raises(redis_errors.AuthenticationError):
+                await lane.execute("ECHO", "x")
+        gc.collect()
+        await asyncio.sleep(0)
+        assert "never retrieved" not in caplog.text
+    finally:
+        await server.stop()

@@ -49,7 +49,7 @@ def _bulk(arg: Any) -> bytes:
     elif isinstance(arg, int):
         data = b"%d" % arg
     else:
-        raise TypeError(f"cannot send {type(arg).__name__} to Redis")
+        raise redis_errors.DataError(f"cannot send {type(arg).__name__} to Redis")
     return b"$%d\r\n%b\r\n" % (len(data), data)
 
 
@@ -97,7 +97,10 @@ class _Connection:
         self.last_heard = loop.time()
         self.checking: asyncio.Task[_Connection] | None = None
         self._release = weakref.finalize(self, _release, loop, sock)
-        loop.add_reader(sock.fileno(), self._readable)
+        # The loop holds the connection only weakly: a lane nobody closed is collected, and
+        # its finalizer closes the socket, while the loop runs on.
+        self._ref = weakref.ref(self)
+        loop.add_reader(sock.fileno(), _call, self._ref, "_readable")
 
     # -- socket events ------------------------------------------------------------------------
 
@@ -146,7 +149,7 @@ class _Connection:
             first = not self.unsent
             self.unsent += data[sent:]
             if first:
-                self.loop.add_writer(self._sock.fileno(), self._writable)
+                self.loop.add_writer(self._sock.fileno(), _call, self._ref, "_writable")
 
     def _writable(self) -> None:
         data, self.unsent = bytes(self.unsent), bytearray()
@@ -167,7 +170,7 @@ class _Connection:
             self._flush_due = True
             loop.call_soon(self._flush)
         if self._watchdog is None:
-            self._watchdog = loop.call_at(deadline, self._watch)
+            self._watchdog = loop.call_at(deadline, _call, self._ref, "_watch")
         return future
 
     def _flush(self) -> None:
@@ -190,7 +193,7 @@ class _Connection:
         if deadline <= self.loop.time():
             self.fail(redis_errors.TimeoutError(f"Redis did not answer within {self.timeout:g} s"))
         else:
-            self._watchdog = self.loop.call_at(deadline, self._watch)
+            self._watchdog = self.loop.call_at(deadline, _call, self._ref, "_watch")
 
     def fail(self, exc: BaseException) -> None:
         """Mark the connection unusable, fail every waiter and close the socket."""
@@ -211,6 +214,12 @@ class _Connection:
         self.fail(self.broken or redis_errors.ConnectionError("connection closed"))
 
 
+def _call(ref: weakref.ref[_Connection], method: str) -> None:
+    connection = ref()
+    if connection is not None:
+        getattr(connection, method)()
+
+
 def _release(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> None:
     """Unregister and close a lane's socket (also run when a forgotten lane is collected)."""
     fd = sock.fileno()
@@ -221,8 +230,16 @@ def _release(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> None:
     sock.close()
 
 
+class _NoSocketWatch(redis_errors.ConnectionError):
+    """This event loop cannot watch sockets (Windows' proactor loop): use the client."""
+
+
 class RedisLane:
-    """A pipelined connection for hot-path commands; see the module docstring."""
+    """A pipelined connection per event loop for hot-path commands; see the module docstring.
+
+    ``fallback`` (the redis-py client the lane was made for) serves the commands on an event
+    loop that cannot watch sockets.
+    """
 
     def __init__(
         self,
@@ -235,6 +252,7 @@ class RedisLane:
         password: str | None = None,
         timeout: float = 2.0,
         connect_timeout: float = 2.0,
+        fallback: Any = None,
     ) -> None:
         if hiredis is None:
             raise RuntimeError("RedisLane needs hiredis (pip install 'crudauth[redis]')")
@@ -243,8 +261,13 @@ class RedisLane:
         self.host, self.port, self.path, self.db = host, port, path, db
         self.username, self.password = username, password
         self.timeout, self.connect_timeout = timeout, connect_timeout
-        self._connection: _Connection | None = None
-        self._connecting: asyncio.Task[_Connection] | None = None
+        self.fallback = fallback
+        #: One connection per event loop (a loop's sockets belong to that loop's thread).
+        self._connections: dict[asyncio.AbstractEventLoop, _Connection] = {}
+        self._connecting: dict[asyncio.AbstractEventLoop, asyncio.Task[_Connection]] = {}
+        #: Moves at every ``aclose``: a connection opened across it is not kept.
+        self._generation = 0
+        self._no_socket_watch = False
         self._script_heads: dict[tuple[str, int], bytes] = {}
 
     @classmethod
@@ -276,47 +299,16 @@ class RedisLane:
             password=kwargs.get("password"),
             timeout=kwargs.get("socket_timeout") or default_timeout,
             connect_timeout=kwargs.get("socket_connect_timeout") or default_timeout,
+            fallback=client,
         )
 
     # -- the redis-py subset the hot path uses -------------------------------------------------
 
     async def execute(self, *args: Any) -> Any:
-        return await self.send(pack(args))
-
-    async def send(self, payload: bytes) -> Any:
-        """Send one packed command and return its reply."""
-        connection = self._connection
-        if (
-            connection is None
-            or connection.broken is not None
-            or connection.loop is not asyncio.get_running_loop()
-        ):
-            connection = await self._connect()
-        elif connection.checking is not None or (
-            connection.loop.time() - connection.last_heard > IDLE_CHECK_SECONDS
-        ):
-            connection = await self._checked(connection)
-        return await connection.send(payload)
-
-    async def _checked(self, connection: _Connection) -> _Connection:
-        """A connection that has been quiet for a while, pinged first (a server's idle timeout
-        or a NAT may have dropped it without a word); a fresh one if the ping fails. Requests
-        arriving meanwhile wait for the same ping."""
-        if connection.checking is None:
-            connection.checking = connection.loop.create_task(self._ping(connection))
-        task = connection.checking
         try:
-            return await asyncio.shield(task)
-        finally:
-            if task.done() and connection.checking is task:
-                connection.checking = None
-
-    async def _ping(self, connection: _Connection) -> _Connection:
-        try:
-            await connection.send(_PING)
-        except (redis_errors.ConnectionError, redis_errors.TimeoutError):
-            return await self._connect()
-        return connection
+            return await self.send(pack(args))
+        except _NoSocketWatch:
+            return await self._fallback().execute_command(*args)
 
     async def evalsha(self, sha: str, numkeys: int, *args: Any) -> Any:
         head = self._script_heads.get((sha, numkeys))
@@ -325,7 +317,10 @@ class RedisLane:
                 [_bulk("EVALSHA"), _bulk(sha), _bulk(numkeys)]
             )
         payload = b"*%d\r\n%b%b" % (3 + len(args), head, b"".join([_bulk(a) for a in args]))
-        return await self.send(payload)
+        try:
+            return await self.send(payload)
+        except _NoSocketWatch:
+            return await self._fallback().evalsha(sha, numkeys, *args)
 
     async def eval(self, script: str, numkeys: int, *args: Any) -> Any:
         return await self.execute("EVAL", script, numkeys, *args)
@@ -333,53 +328,103 @@ class RedisLane:
     async def get(self, key: str) -> Any:
         return await self.execute("GET", key)
 
+    def _fallback(self) -> Any:
+        if self.fallback is None:
+            raise redis_errors.ConnectionError("this event loop cannot watch sockets")
+        return self.fallback
+
+    async def send(self, payload: bytes) -> Any:
+        """Send one packed command and return its reply."""
+        loop = asyncio.get_running_loop()
+        connection = self._connections.get(loop)
+        if connection is None or connection.broken is not None:
+            connection = await self._connect(loop)
+        elif connection.checking is not None or (
+            loop.time() - connection.last_heard > IDLE_CHECK_SECONDS
+        ):
+            connection = await self._checked(connection)
+        return await connection.send(payload)
+
     async def aclose(self) -> None:
-        connection, self._connection = self._connection, None
-        if connection is not None:
+        """Close every connection (a later command opens a new one, as redis-py's does)."""
+        self._generation += 1
+        connections, self._connections = self._connections, {}
+        # Connections still being opened are not kept: ``_open`` sees the new generation.
+        for connection in connections.values():
             _drop(connection)
 
     # -- connecting ----------------------------------------------------------------------------
 
-    async def _connect(self) -> _Connection:
-        loop = asyncio.get_running_loop()
-        old = self._connection
-        if old is not None and (old.broken is not None or old.loop is not loop):
-            self._connection = None
-            _drop(old)
-        task = self._connecting
-        if task is None or task.get_loop() is not loop:
-            task = self._connecting = loop.create_task(self._open())
-        try:
-            return await asyncio.shield(task)
-        finally:
-            if task.done() and self._connecting is task:
-                self._connecting = None
+    async def _checked(self, connection: _Connection) -> _Connection:
+        """A connection that has been quiet for a while, pinged first (a server's idle timeout
+        or a NAT may have dropped it without a word); a fresh one if the ping fails. Requests
+        arriving meanwhile wait for the same ping."""
+        task = connection.checking
+        if task is None:
+            task = connection.checking = connection.loop.create_task(self._ping(connection))
+            # Cleared when it ends, even if every request waiting for it was cancelled.
+            task.add_done_callback(lambda _: setattr(connection, "checking", None))
+        return await asyncio.shield(task)
 
-    async def _open(self) -> _Connection:
-        loop = asyncio.get_running_loop()
+    async def _ping(self, connection: _Connection) -> _Connection:
+        try:
+            await connection.send(_PING)
+        except (redis_errors.ConnectionError, redis_errors.TimeoutError):
+            return await self._connect(connection.loop)
+        return connection
+
+    async def _connect(self, loop: asyncio.AbstractEventLoop) -> _Connection:
+        if self._no_socket_watch:
+            raise _NoSocketWatch("this event loop cannot watch sockets")
+        current = self._connections.get(loop)
+        if current is not None:
+            if current.broken is None:
+                return current  # another request reconnected first
+            del self._connections[loop]
+            _drop(current)
+        for other in [other for other in self._connections if other.is_closed()]:
+            _drop(self._connections.pop(other))  # loops that are gone (tests, asyncio.run)
+        task = self._connecting.get(loop)
+        if task is None:
+            task = self._connecting[loop] = loop.create_task(self._open(loop, self._generation))
+            task.add_done_callback(lambda done: self._connecting.pop(loop, None))
+        return await asyncio.shield(task)
+
+    async def _open(self, loop: asyncio.AbstractEventLoop, generation: int) -> _Connection:
         try:
             sock = await asyncio.wait_for(self._socket(loop), self.connect_timeout)
         except asyncio.TimeoutError:
             raise redis_errors.TimeoutError("timed out connecting to Redis") from None
         except OSError as exc:
             raise redis_errors.ConnectionError(f"cannot connect to Redis: {exc}") from None
-        connection = _Connection(loop, sock, self.timeout)
-        handshake = []
+        try:
+            connection = _Connection(loop, sock, self.timeout)
+        except NotImplementedError:
+            sock.close()
+            self._no_socket_watch = True
+            raise _NoSocketWatch("this event loop cannot watch sockets") from None
+        auth = None
         if self.password is not None:
             credentials = (self.username, self.password) if self.username else (self.password,)
-            handshake.append(connection.send(pack(("AUTH", *credentials))))
-        if self.db:
-            handshake.append(connection.send(pack(("SELECT", self.db))))
+            auth = connection.send(pack(("AUTH", *credentials)))
+        select = connection.send(pack(("SELECT", self.db))) if self.db else None
         try:
-            for reply in handshake:
-                await reply
-        except redis_errors.ResponseError as exc:
-            connection.close()
-            raise redis_errors.AuthenticationError(f"Redis refused the lane: {exc}") from None
+            replies = await asyncio.gather(
+                *(f for f in (auth, select) if f is not None), return_exceptions=True
+            )
         except BaseException:
             connection.close()
             raise
-        self._connection = connection
+        errors = [r for r in replies if isinstance(r, BaseException)]
+        if errors:
+            connection.close()
+            if auth is not None and isinstance(replies[0], redis_errors.ResponseError):
+                raise redis_errors.AuthenticationError(f"Redis refused the lane: {replies[0]}")
+            raise redis_errors.ConnectionError(f"Redis refused the lane's setup: {errors[0]}")
+        if generation != self._generation:  # closed while this connection was being opened
+            connection.close()
+            raise redis_errors.ConnectionError("the lane was closed")
+        self._connections[loop] = connection
         return connection
 
     async def _socket(self, loop: asyncio.AbstractEventLoop) -> socket.socket:
@@ -410,6 +455,14 @@ class RedisLane:
 
 
 def _drop(connection: _Connection) -> None:
-    """Close a connection; one whose loop is being torn down elsewhere is left to collection."""
-    with contextlib.suppress(RuntimeError):
+    """Close a connection from whichever thread: its loop's own work runs on its loop."""
+    loop = connection.loop
+    try:
+        running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if loop is running or loop.is_closed():
         connection.close()
+        return
+    with contextlib.suppress(RuntimeError):  # the loop closed in the meantime
+        loop.call_soon_threadsafe(connection.close)
