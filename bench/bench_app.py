@@ -5,6 +5,9 @@ Routes (all GET unless noted):
 - ``/bench/open``: no auth, no database: the unauthenticated ceiling.
 - ``/bench/floor``: the user row by primary key through the app's own ``get_session``, no
   auth: the database floor every authenticated request pays.
+- ``/bench/shape``: the floor's read inside a dependency shaped like ``current_user`` (the
+  request plus the app's ``get_session``), no auth: what FastAPI's dependency resolution
+  alone costs, so that ``protected / shape`` isolates crudauth's own share.
 - ``/bench/protected``: ``auth.current_user()`` (session cookie or bearer token).
 - ``/bench/claims``: ``auth.current_user(load_user=False)``.
 - ``/bench/sql``: how many SQL statements this process has sent (a ``before_cursor_execute``
@@ -21,7 +24,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import Depends, FastAPI
+from fastapi import Depends, FastAPI, Request
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
@@ -127,6 +130,16 @@ async def open_route() -> dict[str, bool]:
 async def floor(db: AsyncSession = Depends(get_session)) -> dict[str, Any]:
     user = await db.get(User, FLOOR_USER_ID)
     assert user is not None
+    return {"id": user.id}
+
+
+async def same_shape(request: Request, db: AsyncSession = Depends(get_session)) -> Any:
+    """``current_user``'s shape (the request and the app's session), without auth."""
+    return await db.get(User, FLOOR_USER_ID)
+
+
+@app.get("/bench/shape")
+async def shape(user: Any = Depends(same_shape)) -> dict[str, Any]:
     return {"id": user.id}
 
 

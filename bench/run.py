@@ -1,11 +1,12 @@
 """crudauth's request-path benchmark: ``.venv/bin/python bench/run.py [--quick]``.
 
 Starts ``bench_app`` under uvicorn (one worker, pinned to CPU 0 when ``taskset`` exists),
-creates users, signs in, and drives four routes of the same app from another process (wrk if
+creates users, signs in, and drives five routes of the same app from another process (wrk if
 installed, else a small asyncio HTTP/1.1 client), pinned to CPU 1:
 
     open       no auth, no database
     floor      the user row by primary key through the app's get_session, no auth
+    shape      the same read inside a dependency shaped like current_user, no auth
     protected  current_user()                (session cookie or bearer token)
     claims     current_user(load_user=False)
 
@@ -55,7 +56,7 @@ REDIS_URL = f"redis://127.0.0.1:6379/{REDIS_DB}"
 FIRST_ID = 10**9  # bench user ids: far from any test's
 PASSWORD = "bench password that is long enough"  # noqa: S105 - bench users only
 CONNECTIONS = 32
-ROUTES = ("open", "floor", "protected", "claims")
+ROUTES = ("open", "floor", "shape", "protected", "claims")
 
 
 # -- setup ------------------------------------------------------------------------------------
@@ -525,6 +526,7 @@ def run_store(store: str, args: argparse.Namespace, tmp: Path, report: list[str]
                 f"protected {m['protected']:4.0f} | claims {m['claims']:5.0f} | "
                 f"floor/open {paired(r['floor'], r['open'])} | "
                 f"protected/floor {paired(r['protected'], r['floor'])} | "
+                f"protected/shape {paired(r['protected'], r['shape'])} | "
                 f"claims/open {paired(r['claims'], r['open'])}"
             )
         # Statements and commands per request, one credential each.
