@@ -347,8 +347,12 @@ def drive(url: str, seconds: float, header: str | None = None, values: list[str]
             os.sched_setaffinity(proc.pid, {1})
         result = queue.get(timeout=seconds + 60)
         proc.join()
-    if result.errors:
+    # A rare client-side timeout (wrk gives up after 2 s) is reported, not fatal; anything
+    # more is a broken run.
+    if result.errors > max(1, result.rps * seconds / 1000):
         raise RuntimeError(f"{result.errors} failed requests on {url}")
+    if result.errors:
+        print(f"  note: {result.errors} failed request(s) on {url}", flush=True)
     return result
 
 
