@@ -675,3 +675,33 @@ async def test_a_failed_handshake_logs_nothing_and_names_its_cause(
         assert "never retrieved" not in caplog.text
     finally:
         await server.stop()
+
+
+@pytest.mark.redis
+async def test_a_loop_that_cannot_watch_sockets_falls_back_to_the_client(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Windows' proactor loop has no add_reader: the hot path must use redis-py, not 500."""
+    client = Redis.from_url(REDIS_TEST_URL)
+    key = f"lane-test:{uuid.uuid4().hex}"
+    await client.set(key, "via the client")
+    lane = RedisLane.for_client(client, 2.0)
+    assert lane is not None
+    loop = asyncio.get_running_loop()
+
+    def no_add_reader(*args: Any) -> None:
+        raise NotImplementedError
+
+    monkeypatch.setattr(loop, "add_reader", no_add_reader)
+    try:
+        assert await lane.get(key) == b"via the client"
+        assert await lane.execute("PING") is True  # redis-py's own reply type: it served it
+        assert lane._connections == {}
+        bare = lane_to(6379)  # no client to fall back to: a ConnectionError (a 503)
+        with pytest.raises(redis_errors.ConnectionError):
+            await bare.execute("PING")
+    finally:
+        monkeypatch.undo()
+        await client.delete(key)
+        await lane.aclose()
+        await client.aclose()

@@ -56,7 +56,6 @@ class Attempt:
     #: Set once the identifier resolved to an account: one budget per account, whichever
     #: login field (username, email) the guesses use.
     account_key: str | None = None
-    account_subject: str | None = None
     #: What a device cookie lists for the account: bound to its epoch (``token_version``).
     account_device_tag: str | None = None
 
@@ -158,7 +157,6 @@ class LoginLockout:
             logger.warning("crudauth: login lockout unavailable (%s)", type(exc).__name__)
             raise StoreUnavailable("lockout backend unavailable") from None
         attempt.account_key = key
-        attempt.account_subject = subject
         attempt.account_device_tag = tag
 
     async def succeeded(self, attempt: Attempt) -> None:

@@ -12,9 +12,8 @@ from crudauth.ratelimit.policy import (
     Reservation,
     ThrottleResult,
 )
-from crudauth.storage.redis_lane import RedisLane
+from crudauth.storage.redis_lane import lane_for
 from crudauth.storage.redis_support import (
-    SOCKET_TIMEOUT,
     Degradations,
     Script,
     check_server,
@@ -120,7 +119,7 @@ class RedisBackend(RateLimiterBackend):
         self.prefix = prefix
         self.degradations = Degradations("rate limiter")
         # Throttles can guard any route of the app, so they are a per-request command too.
-        self.lane = RedisLane.for_client(self.client, SOCKET_TIMEOUT) if pipelined else None
+        self.lane = lane_for(self.client, pipelined)
         self._hot: Any = self.lane or self.client
 
     def _key(self, key: str) -> str:

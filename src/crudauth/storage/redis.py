@@ -22,10 +22,9 @@ import json
 from typing import Any
 
 from crudauth.storage.base import KeyValueStore, SessionRecord, SessionStore
-from crudauth.storage.redis_lane import RedisLane
+from crudauth.storage.redis_lane import lane_for
 from crudauth.storage.redis_support import (
     FAILURES,
-    SOCKET_TIMEOUT,
     Degradations,
     Script,
     check_server,
@@ -161,7 +160,7 @@ class RedisSessionStore(SessionStore):
         self.namespace = namespace
         self.prefix = prefix
         self.degradations = Degradations("session store")
-        self.lane = RedisLane.for_client(self.client, SOCKET_TIMEOUT) if pipelined else None
+        self.lane = lane_for(self.client, pipelined)
         self._reads: Any = self.lane or self.client
 
     def _key(self, key: str) -> str:
@@ -306,7 +305,7 @@ class RedisKeyValueStore(KeyValueStore):
         self.client = client if client is not None else client_from_url(url)
         self.namespace = namespace
         self.degradations = Degradations("token store")
-        self.lane = RedisLane.for_client(self.client, SOCKET_TIMEOUT) if pipelined else None
+        self.lane = lane_for(self.client, pipelined)
         self._reads: Any = self.lane or self.client
 
     def _key(self, key: str) -> str:

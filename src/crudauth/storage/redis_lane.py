@@ -32,6 +32,8 @@ from typing import Any
 
 from redis import exceptions as redis_errors
 
+from crudauth.storage.redis_support import SOCKET_TIMEOUT
+
 hiredis: Any
 try:  # the ``redis`` extra installs it; without it the hot path stays on redis-py
     import hiredis
@@ -212,6 +214,14 @@ class _Connection:
 
     def close(self) -> None:
         self.fail(self.broken or redis_errors.ConnectionError("connection closed"))
+
+
+def lane_for(client: Any, pipelined: bool) -> RedisLane | None:
+    """The lane a Redis-backed store uses for its per-request commands, if any.
+
+    A client with no ``socket_timeout`` of its own gets ``SOCKET_TIMEOUT`` on the lane: a hung
+    Redis must fail a request, not hold it."""
+    return RedisLane.for_client(client, SOCKET_TIMEOUT) if pipelined else None
 
 
 def _call(ref: weakref.ref[_Connection], method: str) -> None:
