@@ -166,9 +166,10 @@ class UserRepository:
     # -- reads ---------------------------------------------------------------------------------
 
     def value(self, user: Any, field: str, default: Any = None) -> Any:
-        if not self.has(field):
+        name = self._attrs.get(field)  # one lookup: this runs several times per request
+        if name is None:
             return _DEFAULTS.get(field, default)
-        return getattr(user, self.attr_name(field))
+        return getattr(user, name)
 
     def user_id(self, user: Any) -> Any:
         return self.value(user, "id")

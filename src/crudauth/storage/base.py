@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 
 @dataclass
@@ -42,6 +42,16 @@ class SessionRecord:
         return cls(**data)
 
 
+class StartedLoad(Protocol):
+    """A ``load`` already on its way to the store (see ``SessionStore.start_load``)."""
+
+    async def record(self) -> SessionRecord | None:
+        """What ``load`` would have returned (same errors)."""
+
+    def discard(self) -> None:
+        """Give up on the answer (the caller failed meanwhile); never raises."""
+
+
 class SessionStore(ABC):
     """Keeps ``SessionRecord``s under opaque keys (keyed hashes of session ids)."""
 
@@ -65,6 +75,12 @@ class SessionStore(ABC):
     async def load(self, key: str, *, now: float, slide_after: float) -> SessionRecord | None:
         """Return the live record, and if its ``last_activity`` is ``slide_after`` seconds old
         or more, move it to ``now`` and re-arm the expiry in the same step."""
+
+    def start_load(self, key: str, *, now: float, slide_after: float) -> StartedLoad | None:
+        """Send ``load`` now without waiting for the answer, so that the caller can overlap it
+        with other I/O (the request's user-row read); ``None`` when this store cannot, in which
+        case the caller awaits ``load``. The default cannot."""
+        return None
 
     @abstractmethod
     async def update(self, key: str, changes: dict[str, Any]) -> bool:

@@ -18,10 +18,13 @@ installed; ``pipelined=False`` keeps them on the client.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
-from crudauth.storage.base import KeyValueStore, SessionRecord, SessionStore
+from redis.exceptions import NoScriptError
+
+from crudauth.storage.base import KeyValueStore, SessionRecord, SessionStore, StartedLoad
 from crudauth.storage.redis_lane import lane_for
 from crudauth.storage.redis_support import (
     FAILURES,
@@ -141,6 +144,42 @@ def _decode_values(values: list[Any]) -> SessionRecord | None:
     return SessionRecord(*data)
 
 
+class _StartedLoad:
+    """The hot-path script, sent on the lane; decoded when the caller awaits ``record``."""
+
+    __slots__ = ("future", "key", "now", "slide_after", "store")
+
+    def __init__(
+        self,
+        store: RedisSessionStore,
+        future: asyncio.Future[Any],
+        key: str,
+        now: float,
+        slide_after: float,
+    ) -> None:
+        self.store = store
+        self.future = future
+        self.key = key
+        self.now = now
+        self.slide_after = slide_after
+
+    async def record(self) -> SessionRecord | None:
+        try:
+            values = await self.future
+        except NoScriptError:  # the server restarted or was flushed: the loading path
+            return await self.store.load(self.key, now=self.now, slide_after=self.slide_after)
+        except FAILURES as exc:
+            raise self.store.degradations.unavailable(exc) from None
+        return _decode_values(values) if values else None
+
+    def discard(self) -> None:
+        future = self.future
+        if not future.done():
+            future.cancel()  # the lane still reads its reply, and drops it
+        elif not future.cancelled():
+            future.exception()  # retrieved: no "exception was never retrieved" at collection
+
+
 class RedisSessionStore(SessionStore):
     """Sessions in Redis (single node, Sentinel through an injected client, or Cluster)."""
 
@@ -230,6 +269,14 @@ class RedisSessionStore(SessionStore):
         except FAILURES as exc:
             raise self.degradations.unavailable(exc) from None
         return _decode_values(values) if values else None
+
+    def start_load(self, key: str, *, now: float, slide_after: float) -> StartedLoad | None:
+        if self.lane is None:
+            return None
+        future = self.lane.evalsha_started(_LOAD.sha, 1, self._key(key), repr(now), slide_after)
+        if future is None:
+            return None
+        return _StartedLoad(self, future, key, now, slide_after)
 
     async def update(self, key: str, changes: dict[str, Any]) -> bool:
         unknown = set(changes) - _FIELDS

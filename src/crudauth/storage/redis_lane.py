@@ -321,16 +321,35 @@ class RedisLane:
             return await self._fallback().execute_command(*args)
 
     async def evalsha(self, sha: str, numkeys: int, *args: Any) -> Any:
+        try:
+            return await self.send(self._evalsha_payload(sha, numkeys, args))
+        except _NoSocketWatch:
+            return await self._fallback().evalsha(sha, numkeys, *args)
+
+    def evalsha_started(self, sha: str, numkeys: int, *args: Any) -> asyncio.Future[Any] | None:
+        """Queue EVALSHA on this loop's connection now and return its reply's future, so the
+        caller can do other work while it travels; ``None`` when the connection is not ready
+        without waiting (none yet, broken, or due for its idle ping): then use ``evalsha``.
+
+        Must be called from a coroutine on the loop. The caller owns the future: await it, or
+        cancel it (a cancelled future's reply is read and dropped)."""
+        connection = self._connections.get(asyncio.get_running_loop())
+        if (
+            connection is None
+            or connection.broken is not None
+            or connection.checking is not None
+            or connection.loop.time() - connection.last_heard > IDLE_CHECK_SECONDS
+        ):
+            return None
+        return connection.send(self._evalsha_payload(sha, numkeys, args))
+
+    def _evalsha_payload(self, sha: str, numkeys: int, args: Sequence[Any]) -> bytes:
         head = self._script_heads.get((sha, numkeys))
         if head is None:
             head = self._script_heads[sha, numkeys] = b"".join(
                 [_bulk("EVALSHA"), _bulk(sha), _bulk(numkeys)]
             )
-        payload = b"*%d\r\n%b%b" % (3 + len(args), head, b"".join([_bulk(a) for a in args]))
-        try:
-            return await self.send(payload)
-        except _NoSocketWatch:
-            return await self._fallback().evalsha(sha, numkeys, *args)
+        return b"*%d\r\n%b%b" % (3 + len(args), head, b"".join([_bulk(a) for a in args]))
 
     async def eval(self, script: str, numkeys: int, *args: Any) -> Any:
         return await self.execute("EVAL", script, numkeys, *args)

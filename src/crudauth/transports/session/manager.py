@@ -21,7 +21,7 @@ from typing import Any, Final
 from crudauth.clock import Clock
 from crudauth.errors import CSRFFailure
 from crudauth.keys import KeyRing, Purpose
-from crudauth.storage.base import SessionRecord, SessionStore
+from crudauth.storage.base import SessionRecord, SessionStore, StartedLoad
 
 _TOKEN_SHAPE: Final = re.compile(r"^[A-Za-z0-9_-]{43}$")
 MISSING_CSRF: Final = "Missing CSRF token"
@@ -128,17 +128,38 @@ class SessionManager:
         if not well_formed(session_id):
             return None
         assert session_id is not None
+        return await self._validate_from(session_id, 0, self.clock.now())
+
+    def start_validation(self, key: str) -> tuple[StartedLoad, float] | None:
+        """``validate``'s read under the current key (``storage_key(session_id)``), sent
+        without waiting for the answer; ``None`` if the store cannot (then ``validate``).
+        Finish with ``finish_validation``, or ``discard()`` the started load."""
         now = self.clock.now()
-        for index in range(self.keys.size):  # fallbacks only matter right after a rotation
+        started = self.store.start_load(key, now=now, slide_after=self._slide_after)
+        return None if started is None else (started, now)
+
+    async def finish_validation(
+        self, session_id: str, key: str, started: StartedLoad, now: float
+    ) -> LiveSession | None:
+        """What ``validate`` returns, from a read begun by ``start_validation``."""
+        record = await started.record()
+        if record is None:
+            return await self._validate_from(session_id, 1, now)
+        return await self._checked(key, record, now)
+
+    async def _validate_from(self, session_id: str, first: int, now: float) -> LiveSession | None:
+        for index in range(first, self.keys.size):  # fallbacks matter only after a rotation
             key = self.storage_key(session_id, index)
             record = await self.store.load(key, now=now, slide_after=self._slide_after)
-            if record is None:
-                continue
-            if record.absolute_expires_at <= now:  # the store checks too; never trust one layer
-                await self.store.delete(key)
-                return None
-            return LiveSession(key, record)
+            if record is not None:
+                return await self._checked(key, record, now)
         return None
+
+    async def _checked(self, key: str, record: SessionRecord, now: float) -> LiveSession | None:
+        if record.absolute_expires_at <= now:  # the store checks too; never trust one layer
+            await self.store.delete(key)
+            return None
+        return LiveSession(key, record)
 
     @property
     def _slide_after(self) -> float:

@@ -22,7 +22,7 @@ from crudauth.errors import (
 from crudauth.http.guards import SAFE_METHODS
 from crudauth.principal import Principal
 from crudauth.runtime import AuthRuntime
-from crudauth.storage.base import SessionStore
+from crudauth.storage.base import SessionStore, StartedLoad
 from crudauth.storage.memory import MemorySessionStore
 from crudauth.transports.base import AuthContext, Transport, own_session
 from crudauth.transports.session.cookies import SessionCookies
@@ -31,12 +31,16 @@ from crudauth.transports.session.manager import (
     LiveSession,
     SessionManager,
     SessionSettings,
+    well_formed,
 )
+from crudauth.transports.session.owners import SessionOwners
 
 Backend = Literal["memory", "redis", "database"]
 
 #: Where a session record keeps the claims snapshot taken at sign-in (in ``metadata``).
 CLAIMS_KEY: Final = "_claims"
+#: ``_with_user``'s "no user row read yet" (``None`` means the row is gone).
+_UNREAD: Final[Any] = object()
 
 
 class SessionTransport(Transport):
@@ -151,6 +155,7 @@ class SessionTransport(Transport):
         self.manager = SessionManager(
             self._choose_store(runtime), runtime.keys, runtime.clock, self.settings
         )
+        self.owners = SessionOwners()
 
     def _choose_store(self, runtime: AuthRuntime) -> SessionStore:
         """``storage=``, else this transport's backend, else the app-wide one, else memory."""
@@ -243,21 +248,63 @@ class SessionTransport(Transport):
         }
 
     async def authenticate(self, request: Request, ctx: AuthContext) -> Principal | None:
+        session_id = request.cookies.get(self.cookie_name)
+        if session_id is None:
+            return None
+        if request.method.upper() in SAFE_METHODS and well_formed(session_id):
+            key = self.manager.storage_key(session_id)
+            owner = self.owners.get(key)
+            if owner is not None:
+                started = self.manager.start_validation(key)
+                if started is not None:
+                    return await self._overlapped(ctx, session_id, key, owner, *started)
         found = await self._live(request)
         if found is None:
             return None
         session_id, live = found
-        return await self._with_user(ctx, session_id, live)
+        principal = await self._with_user(ctx, session_id, live)
+        self.owners.remember(live.key, live.record.user_id)
+        return principal
 
-    async def _with_user(self, ctx: AuthContext, session_id: str, live: LiveSession) -> Principal:
+    async def _overlapped(
+        self,
+        ctx: AuthContext,
+        session_id: str,
+        key: str,
+        owner: str,
+        started: StartedLoad,
+        now: float,
+    ) -> Principal:
+        """A safe request of a session this worker has seen: the store read is on its way
+        while the owner's row is read, so the request waits once (see ``owners.py``). No
+        CSRF check is due on a safe method."""
+        try:
+            user = await ctx.runtime.repo.get(ctx.db, owner)
+        except BaseException:
+            started.discard()
+            raise
+        live = await self.manager.finish_validation(session_id, key, started, now)
+        if live is None:
+            self.owners.forget(key)
+            raise InvalidSession("unknown or expired session")
+        if live.record.user_id != owner:  # not this worker's entry (another key of the ring)
+            return await self._with_user(ctx, session_id, live)
+        return await self._with_user(ctx, session_id, live, user)
+
+    async def _with_user(
+        self, ctx: AuthContext, session_id: str, live: LiveSession, user: Any = _UNREAD
+    ) -> Principal:
         repo = ctx.runtime.repo
-        user = await repo.get(ctx.db, live.record.user_id)
+        if user is _UNREAD:
+            user = await repo.get(ctx.db, live.record.user_id)
         if user is None or not repo.value(user, "is_active", True):
+            self.owners.forget(live.key)
             await self.manager.revoke_key(live.key)
             raise InvalidSession("account gone or disabled")
         version = live.record.token_version
         current = int(repo.value(user, "token_version", 0) or 0)
         if version is not None and version < current:
+            self.owners.forget(live.key)
             await self.manager.revoke_key(live.key)
             raise InvalidSession("credentials changed since sign-in")
         if version is not None and version > current:

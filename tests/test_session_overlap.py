@@ -1,0 +1,205 @@
+"""A session this worker has seen reads its user row while the store read travels.
+
+``SessionTransport`` remembers each session's owner (``owners.py``); on a later safe request it
+sends the session script on the Redis lane, reads the owner's row, then takes the script's
+answer, which decides as before. These tests pin the order of the two reads, that the store
+still decides (revoked, deactivated, a wrong hint), and that failures on either side are
+handled: a 503 for the store, and no orphaned reply for the user read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from redis import exceptions as redis_errors
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from crudauth import SessionTransport
+from crudauth.transports.session.owners import SessionOwners
+from tests.bearer_support import update_user
+from tests.conftest import REDIS_TEST_URL, Env, login, register
+
+pytestmark = pytest.mark.redis
+
+
+async def redis_env(make_env: Any) -> Env:
+    env: Env = await make_env(redis_url=REDIS_TEST_URL)
+    assert (await register(env.client)).status_code == 200
+    assert (await login(env.client)).status_code == 200
+    return env
+
+
+def transport_of(env: Env) -> SessionTransport:
+    transport = env.auth.transports[0]
+    assert isinstance(transport, SessionTransport)
+    return transport
+
+
+@contextmanager
+def timeline(env: Env) -> Iterator[list[str]]:
+    """Records, in order: the lane's started script, the lane's awaited commands, and each SQL
+    statement with whether the started script's answer had been taken yet."""
+    events: list[str] = []
+    lane = transport_of(env).manager.store.lane  # type: ignore[attr-defined]
+    engine: AsyncEngine = env.sessionmaker.kw["bind"]
+    started: list[asyncio.Future[Any]] = []
+    on_started, on_send = lane.evalsha_started, lane.send
+
+    def spy_started(*args: Any) -> Any:
+        future = on_started(*args)
+        if future is not None:
+            started.append(future)
+            events.append("store:started")
+        return future
+
+    async def spy_send(payload: bytes) -> Any:
+        events.append("store:awaited")
+        return await on_send(payload)
+
+    def before(*_: Any) -> None:
+        events.append("sql" + (":store-pending" if started and not started[-1].done() else ""))
+
+    lane.evalsha_started, lane.send = spy_started, spy_send
+    event.listen(engine.sync_engine, "before_cursor_execute", before)
+    try:
+        yield events
+    finally:
+        lane.evalsha_started, lane.send = on_started, on_send
+        event.remove(engine.sync_engine, "before_cursor_execute", before)
+
+
+async def test_a_known_session_sends_its_store_read_before_the_user_select(make_env: Any) -> None:
+    env = await redis_env(make_env)
+    with timeline(env) as events:
+        assert (await env.client.get("/private")).json() == {"user_id": 1, "via": "session"}
+    # First sight on this worker: the store names the owner, then the row is read.
+    assert events == ["store:awaited", "sql"]
+    assert len(transport_of(env).owners) == 1
+    for _ in range(3):
+        with timeline(env) as events:
+            assert (await env.client.get("/private")).json() == {"user_id": 1, "via": "session"}
+        # The script left before the SELECT and was still unanswered when it ran: one wait.
+        assert events == ["store:started", "sql:store-pending"]
+
+
+async def test_unsafe_methods_check_csrf_before_any_sql(make_env: Any) -> None:
+    env = await redis_env(make_env)
+    assert (await env.client.get("/private")).status_code == 200  # the owner is known now
+    with timeline(env) as events:
+        assert (await env.client.post("/private")).status_code == 403
+    assert events == ["store:awaited"]
+    token = env.client.cookies["csrf_token"]
+    with timeline(env) as events:
+        r = await env.client.post("/private", headers={"X-CSRF-Token": token})
+    assert r.status_code == 200
+    assert events == ["store:awaited", "sql"]
+
+
+async def test_a_revoked_session_known_to_the_worker_is_refused(make_env: Any) -> None:
+    env = await redis_env(make_env)
+    assert (await env.client.get("/private")).status_code == 200
+    await env.auth.sessions.revoke_all(1)
+    with timeline(env) as events:
+        assert (await env.client.get("/private")).status_code == 401
+    assert events == ["store:started", "sql:store-pending"]  # the read is thrown away
+    assert len(transport_of(env).owners) == 0  # forgotten: the next try costs no SQL
+    with timeline(env) as events:
+        assert (await env.client.get("/private")).status_code == 401
+    assert events == ["store:awaited"]
+
+
+async def test_a_deactivated_owner_is_refused_and_the_session_ends(make_env: Any) -> None:
+    env = await redis_env(make_env)
+    assert (await env.client.get("/private")).status_code == 200
+    await update_user(env, "alice", is_active=False)
+    assert (await env.client.get("/private")).status_code == 401
+    assert await env.auth.sessions.list_for_user(1) == []
+    assert len(transport_of(env).owners) == 0
+
+
+async def test_a_wrong_owner_hint_never_authenticates_as_that_user(make_env: Any) -> None:
+    """The hint only chooses which row to read early; the record still names the user."""
+    env = await redis_env(make_env)
+    assert (await register(env.client, "bob", "bob@example.com")).status_code == 200
+    assert (await env.client.get("/private")).json()["user_id"] == 1
+    owners = transport_of(env).owners
+    key = next(iter(owners._owners))
+    owners.forget(key)
+    owners.remember(key, "2")  # as if the map pointed at bob
+    assert (await env.client.get("/private")).json() == {"user_id": 1, "via": "session"}
+
+
+async def test_a_store_failure_during_an_overlapped_read_is_503(make_env: Any) -> None:
+    env = await redis_env(make_env)
+    assert (await env.client.get("/private")).status_code == 200
+    lane = transport_of(env).manager.store.lane  # type: ignore[attr-defined]
+    original = lane.evalsha_started
+
+    def failing(*_: Any) -> asyncio.Future[Any]:
+        future = asyncio.get_running_loop().create_future()
+        future.set_exception(redis_errors.ConnectionError("Redis went away"))
+        return future
+
+    lane.evalsha_started = failing
+    try:
+        r = await env.client.get("/private")
+    finally:
+        lane.evalsha_started = original
+    assert r.status_code == 503, r.text
+    assert (await env.client.get("/private")).status_code == 200
+
+
+async def test_a_failed_user_read_discards_the_started_store_read(make_env: Any) -> None:
+    env = await redis_env(make_env)
+    assert (await env.client.get("/private")).status_code == 200
+    manager = transport_of(env).manager
+    repo = env.auth.runtime.repo
+    started: list[Any] = []
+    on_start, on_get = manager.start_validation, repo.get
+
+    def spy_start(key: str) -> Any:
+        result = on_start(key)
+        started.append(result)
+        return result
+
+    async def broken_get(*_: Any) -> Any:
+        raise RuntimeError("the database is down")
+
+    manager.start_validation, repo.get = spy_start, broken_get  # type: ignore[method-assign]
+    try:
+        with pytest.raises(RuntimeError, match="database is down"):
+            await env.client.get("/private")
+    finally:
+        manager.start_validation, repo.get = on_start, on_get  # type: ignore[method-assign]
+    assert started and started[0] is not None
+    future = started[0][0].future
+    assert future.cancelled() or future.done()  # nobody is left holding an unread answer
+    # The lane read and dropped that reply: the next request gets its own.
+    for _ in range(2):
+        assert (await env.client.get("/private")).json() == {"user_id": 1, "via": "session"}
+
+
+async def test_an_overlapped_read_survives_a_script_flush(make_env: Any) -> None:
+    env = await redis_env(make_env)
+    assert (await env.client.get("/private")).status_code == 200
+    await transport_of(env).manager.store.client.script_flush()  # type: ignore[attr-defined]
+    assert (await env.client.get("/private")).json() == {"user_id": 1, "via": "session"}
+
+
+def test_session_owners_are_bounded_oldest_first() -> None:
+    owners = SessionOwners(size=3)
+    for n in range(4):
+        owners.remember(f"k{n}", str(n))
+    assert len(owners) == 3
+    assert owners.get("k0") is None
+    assert owners.get("k3") == "3"
+    owners.remember("k3", "other")  # an entry is never rewritten: an owner never changes
+    assert owners.get("k3") == "3"
+    owners.forget("k3")
+    assert owners.get("k3") is None
+    owners.forget("absent")
