@@ -60,7 +60,8 @@ def make_engine(url: str = DB_URL) -> Any:
     if url.startswith("postgresql"):
         return create_async_engine(
             url,
-            pool_size=20,
+            pool_size=40,
+            max_overflow=0,
             connect_args={"server_settings": {"search_path": PG_SCHEMA}},
         )
     return create_async_engine(url)

@@ -203,3 +203,21 @@ def test_session_owners_are_bounded_oldest_first() -> None:
     owners.forget("k3")
     assert owners.get("k3") is None
     owners.forget("absent")
+
+
+def test_keyed_digests_keep_their_construction() -> None:
+    """Stored session keys, handles and CSRF digests depend on these exact bytes: the one-shot
+    HMAC must give what the HMAC object gave, or every live session would end on upgrade."""
+    import hashlib
+    import hmac
+
+    from crudauth.keys import KeyRing, Purpose
+
+    secret = "a-test-secret-that-is-long-enough-0123456789abcdef"
+    ring = KeyRing(secret, ["an-older-secret-that-is-long-enough-0123456789abcdef"])
+    for index in (0, 1):
+        raw = secret.encode() if index == 0 else ring._secrets[1]
+        label = b"crudauth/v1/" + Purpose.SESSION_ID.encode()
+        key = hmac.new(raw, label, hashlib.sha256).digest()
+        expected = hmac.new(key, b"some-session-id", hashlib.sha256).hexdigest()
+        assert ring.digest(Purpose.SESSION_ID, "some-session-id", index) == expected

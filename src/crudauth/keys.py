@@ -130,7 +130,9 @@ class KeyRing:
 
     def digest(self, purpose: str, value: str | bytes, index: int = 0) -> str:
         """Hex HMAC-SHA256 of ``value`` under the purpose key of secret ``index``."""
-        return hmac.new(self.key(purpose, index), _as_bytes(value), hashlib.sha256).hexdigest()
+        # The one-shot form runs in OpenSSL without Python-level HMAC objects (every session
+        # request computes one of these).
+        return hmac.digest(self.key(purpose, index), _as_bytes(value), "sha256").hex()
 
     def digests(self, purpose: str, value: str | bytes) -> list[str]:
         """``digest`` under every secret, newest first (for lookups that survive rotation)."""
