@@ -42,8 +42,8 @@ def transport_of(env: Env) -> SessionTransport:
 
 @contextmanager
 def timeline(env: Env) -> Iterator[list[str]]:
-    """Records, in order: the lane's started script, the lane's awaited commands, and each SQL
-    statement with whether the started script's answer had been taken yet."""
+    """Records, in order: a script started on the lane without waiting ("store:started"), a
+    command awaited on the lane ("store:awaited", the sequential order), each SQL statement."""
     events: list[str] = []
     lane = transport_of(env).manager.store.lane  # type: ignore[attr-defined]
     engine: AsyncEngine = env.sessionmaker.kw["bind"]
@@ -62,7 +62,7 @@ def timeline(env: Env) -> Iterator[list[str]]:
         return await on_send(payload)
 
     def before(*_: Any) -> None:
-        events.append("sql" + (":store-pending" if started and not started[-1].done() else ""))
+        events.append("sql")
 
     lane.evalsha_started, lane.send = spy_started, spy_send
     event.listen(engine.sync_engine, "before_cursor_execute", before)
@@ -83,8 +83,8 @@ async def test_a_known_session_sends_its_store_read_before_the_user_select(make_
     for _ in range(3):
         with timeline(env) as events:
             assert (await env.client.get("/private")).json() == {"user_id": 1, "via": "session"}
-        # The script left before the SELECT and was still unanswered when it ran: one wait.
-        assert events == ["store:started", "sql:store-pending"]
+        # The script was sent, not awaited, before the SELECT: the two reads overlap.
+        assert events == ["store:started", "sql"]
 
 
 async def test_unsafe_methods_check_csrf_before_any_sql(make_env: Any) -> None:
@@ -106,7 +106,7 @@ async def test_a_revoked_session_known_to_the_worker_is_refused(make_env: Any) -
     await env.auth.sessions.revoke_all(1)
     with timeline(env) as events:
         assert (await env.client.get("/private")).status_code == 401
-    assert events == ["store:started", "sql:store-pending"]  # the read is thrown away
+    assert events == ["store:started", "sql"]  # the read is thrown away
     assert len(transport_of(env).owners) == 0  # forgotten: the next try costs no SQL
     with timeline(env) as events:
         assert (await env.client.get("/private")).status_code == 401
@@ -117,7 +117,9 @@ async def test_a_deactivated_owner_is_refused_and_the_session_ends(make_env: Any
     env = await redis_env(make_env)
     assert (await env.client.get("/private")).status_code == 200
     await update_user(env, "alice", is_active=False)
-    assert (await env.client.get("/private")).status_code == 401
+    with timeline(env) as events:
+        assert (await env.client.get("/private")).status_code == 401
+    assert events[0] == "store:started"  # refused on the overlapped path itself
     assert await env.auth.sessions.list_for_user(1) == []
     assert len(transport_of(env).owners) == 0
 
@@ -132,6 +134,7 @@ async def test_a_wrong_owner_hint_never_authenticates_as_that_user(make_env: Any
     owners.forget(key)
     owners.remember(key, "2")  # as if the map pointed at bob
     assert (await env.client.get("/private")).json() == {"user_id": 1, "via": "session"}
+    assert owners.get(key) == "1"  # the wrong entry is replaced, not kept
 
 
 async def test_a_store_failure_during_an_overlapped_read_is_503(make_env: Any) -> None:
@@ -177,8 +180,9 @@ async def test_a_failed_user_read_discards_the_started_store_read(make_env: Any)
     finally:
         manager.start_validation, repo.get = on_start, on_get  # type: ignore[method-assign]
     assert started and started[0] is not None
-    future = started[0][0].future
-    assert future.cancelled() or future.done()  # nobody is left holding an unread answer
+    # The user read failed before the reply could arrive: the started read was cancelled, so
+    # nobody is left holding an answer (or an error) that no one will read.
+    assert started[0][0].future.cancelled()
     # The lane read and dropped that reply: the next request gets its own.
     for _ in range(2):
         assert (await env.client.get("/private")).json() == {"user_id": 1, "via": "session"}
@@ -188,7 +192,40 @@ async def test_an_overlapped_read_survives_a_script_flush(make_env: Any) -> None
     env = await redis_env(make_env)
     assert (await env.client.get("/private")).status_code == 200
     await transport_of(env).manager.store.client.script_flush()  # type: ignore[attr-defined]
-    assert (await env.client.get("/private")).json() == {"user_id": 1, "via": "session"}
+    with timeline(env) as events:
+        assert (await env.client.get("/private")).json() == {"user_id": 1, "via": "session"}
+    assert events[:2] == ["store:started", "sql"]
+    assert "store:awaited" in events  # NOSCRIPT: loaded and run again on the awaited path
+
+
+async def test_a_row_read_before_a_committed_epoch_change_is_read_again(make_env: Any) -> None:
+    """Signing out everywhere else commits a new token_version, then moves the kept session to
+    it. An overlapped request may read the row just before that commit and the record just
+    after the move: it must not be refused for the session's newer epoch (the sequential order
+    never saw that combination); the row is read again."""
+    env = await redis_env(make_env)
+    assert (await env.client.get("/private")).status_code == 200
+    transport = transport_of(env)
+    repo = env.auth.runtime.repo
+    original = repo.get
+    key = next(iter(transport.owners._owners))
+    assert await transport.manager.store.update(key, {"token_version": 1})  # the record moved
+
+    async def read_then_commit(db: Any, user_id: Any) -> Any:
+        user = await original(db, user_id)  # the early read sees the old epoch ...
+        repo.get = original  # type: ignore[method-assign]
+        await update_user(env, "alice", token_version=1)  # ... the change commits after it
+        return user
+
+    repo.get = read_then_commit  # type: ignore[method-assign]
+    try:
+        with timeline(env) as events:
+            r = await env.client.get("/private")
+    finally:
+        repo.get = original  # type: ignore[method-assign]
+    assert events[:2] == ["store:started", "sql"]
+    assert r.status_code == 200, r.text
+    assert (await env.client.get("/private")).status_code == 200
 
 
 def test_session_owners_are_bounded_oldest_first() -> None:

@@ -59,6 +59,8 @@ class SessionStore(ABC):
     kind: str = "custom"
     #: True when state lives in this process only (not shared between workers).
     in_memory: bool = False
+    #: True when ``start_load`` can send a read without waiting.
+    starts_loads: bool = False
 
     async def initialize(self) -> None:  # noqa: B027 - optional hook, no-op by default
         """Connect and verify the backend (no-op by default)."""

@@ -201,6 +201,7 @@ class RedisSessionStore(SessionStore):
         self.degradations = Degradations("session store")
         self.lane = lane_for(self.client, pipelined)
         self._reads: Any = self.lane or self.client
+        self.starts_loads = self.lane is not None
 
     def _key(self, key: str) -> str:
         return f"{self.namespace}{self.prefix}{key}"

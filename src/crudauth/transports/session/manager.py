@@ -123,12 +123,15 @@ class SessionManager:
         await self.store.create(key, record, max_per_user=s.max_sessions_per_user)
         return session_id, csrf, LiveSession(key, record)
 
-    async def validate(self, session_id: str | None) -> LiveSession | None:
-        """The live session for a presented id, sliding its idle window when due."""
+    async def validate(
+        self, session_id: str | None, current_key: str | None = None
+    ) -> LiveSession | None:
+        """The live session for a presented id, sliding its idle window when due.
+        ``current_key`` is ``storage_key(session_id)`` when the caller has it already."""
         if not well_formed(session_id):
             return None
         assert session_id is not None
-        return await self._validate_from(session_id, 0, self.clock.now())
+        return await self._validate_from(session_id, 0, self.clock.now(), current_key)
 
     def start_validation(self, key: str) -> tuple[StartedLoad, float] | None:
         """``validate``'s read under the current key (``storage_key(session_id)``), sent
@@ -147,9 +150,14 @@ class SessionManager:
             return await self._validate_from(session_id, 1, now)
         return await self._checked(key, record, now)
 
-    async def _validate_from(self, session_id: str, first: int, now: float) -> LiveSession | None:
+    async def _validate_from(
+        self, session_id: str, first: int, now: float, current_key: str | None = None
+    ) -> LiveSession | None:
         for index in range(first, self.keys.size):  # fallbacks matter only after a rotation
-            key = self.storage_key(session_id, index)
+            if index == 0 and current_key is not None:
+                key = current_key
+            else:
+                key = self.storage_key(session_id, index)
             record = await self.store.load(key, now=now, slide_after=self._slide_after)
             if record is not None:
                 return await self._checked(key, record, now)

@@ -10,6 +10,8 @@ an entry for a session that has since ended costs one user-row read that is thro
 
 from __future__ import annotations
 
+from contextlib import suppress
+
 #: Sessions remembered per transport and worker (a few hundred KiB at most).
 OWNERS_SIZE = 4096
 
@@ -30,7 +32,8 @@ class SessionOwners:
         owners = self._owners
         if key not in owners:
             if len(owners) >= self.size:
-                del owners[next(iter(owners))]
+                with suppress(KeyError, RuntimeError, StopIteration):  # another thread evicted
+                    del owners[next(iter(owners))]
             owners[key] = user_id
 
     def forget(self, key: str) -> None:

@@ -222,12 +222,14 @@ class SessionTransport(Transport):
         """The live session this request presents, or ``None``."""
         return await self.manager.validate(request.cookies.get(self.cookie_name))
 
-    async def _live(self, request: Request) -> tuple[str, LiveSession] | None:
+    async def _live(
+        self, request: Request, key: str | None = None
+    ) -> tuple[str, LiveSession] | None:
         """The presented session, validated (one store round trip) and CSRF-checked."""
         session_id = request.cookies.get(self.cookie_name)
         if session_id is None:
             return None
-        live = await self.manager.validate(session_id)
+        live = await self.manager.validate(session_id, key)
         if live is None:
             raise InvalidSession("unknown or expired session")
         if self.csrf and request.method.upper() not in SAFE_METHODS:
@@ -251,19 +253,22 @@ class SessionTransport(Transport):
         session_id = request.cookies.get(self.cookie_name)
         if session_id is None:
             return None
-        if request.method.upper() in SAFE_METHODS and well_formed(session_id):
-            key = self.manager.storage_key(session_id)
+        manager = self.manager
+        key = None
+        if manager.store.starts_loads and well_formed(session_id):
+            key = manager.storage_key(session_id)
             owner = self.owners.get(key)
-            if owner is not None:
-                started = self.manager.start_validation(key)
+            if owner is not None and request.method.upper() in SAFE_METHODS:
+                started = manager.start_validation(key)
                 if started is not None:
                     return await self._overlapped(ctx, session_id, key, owner, *started)
-        found = await self._live(request)
+        found = await self._live(request, key)
         if found is None:
             return None
         session_id, live = found
         principal = await self._with_user(ctx, session_id, live)
-        self.owners.remember(live.key, live.record.user_id)
+        if key is not None:  # under the current key, also for a record kept under an older one
+            self.owners.remember(key, live.record.user_id)
         return principal
 
     async def _overlapped(
@@ -287,15 +292,19 @@ class SessionTransport(Transport):
         if live is None:
             self.owners.forget(key)
             raise InvalidSession("unknown or expired session")
-        if live.record.user_id != owner:  # not this worker's entry (another key of the ring)
-            return await self._with_user(ctx, session_id, live)
+        if live.record.user_id != owner:  # a wrong entry: replaced, and the right row read
+            self.owners.forget(key)
+            principal = await self._with_user(ctx, session_id, live)
+            self.owners.remember(key, live.record.user_id)
+            return principal
         return await self._with_user(ctx, session_id, live, user)
 
     async def _with_user(
         self, ctx: AuthContext, session_id: str, live: LiveSession, user: Any = _UNREAD
     ) -> Principal:
         repo = ctx.runtime.repo
-        if user is _UNREAD:
+        early = user is not _UNREAD
+        if not early:  # (an identity-map hit after a refresh: no second query)
             user = await repo.get(ctx.db, live.record.user_id)
         if user is None or not repo.value(user, "is_active", True):
             self.owners.forget(live.key)
@@ -308,6 +317,12 @@ class SessionTransport(Transport):
             await self.manager.revoke_key(live.key)
             raise InvalidSession("credentials changed since sign-in")
         if version is not None and version > current:
+            if early:
+                # Read before the store's answer, the row may predate a change that has
+                # committed since (signing out elsewhere moves the kept session to the new
+                # epoch after the commit): read it again, as the sequential order would have.
+                await ctx.db.refresh(user)
+                return await self._with_user(ctx, session_id, live)
             # The record was just moved to a new epoch that this request's read of the user
             # row predates (a password change racing this request): refuse, but keep the
             # session; the next request sees the committed epoch.
