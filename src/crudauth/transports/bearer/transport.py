@@ -37,10 +37,8 @@ from crudauth.transports.bearer.tokens import (
     new_token_id,
     verify_token,
 )
-from crudauth.transports.session.transport import (
-    SessionTransport,
-    build_principal,
-)
+from crudauth.transports.principals import build_principal
+from crudauth.transports.session.transport import SessionTransport
 
 RefreshMode = Literal["cookie", "body"]
 DAY = 86400

@@ -25,6 +25,7 @@ from crudauth.runtime import AuthRuntime
 from crudauth.storage.base import SessionStore, StartedLoad
 from crudauth.storage.memory import MemorySessionStore
 from crudauth.transports.base import AuthContext, Transport, own_session
+from crudauth.transports.principals import build_principal, claims_snapshot
 from crudauth.transports.session.cookies import SessionCookies
 from crudauth.transports.session.manager import (
     CROSS_ORIGIN,
@@ -427,39 +428,6 @@ class SessionTransport(Transport):
         if current != epoch:
             await self.manager.revoke_key(live.key)
             raise InvalidCredentials("credentials changed during sign-in")
-
-
-def build_principal(
-    runtime: AuthRuntime,
-    user: Any,
-    transport: str,
-    metadata: Mapping[str, Any],
-    scopes: frozenset[str] = frozenset(),
-) -> Principal:
-    """The ``Principal`` for an authenticated ORM user row."""
-    repo = runtime.repo
-    verified_field = runtime.identity.recovery_verified_field
-    return Principal(
-        user_id=repo.user_id(user),
-        scopes=scopes,
-        transport=transport,
-        user=user,
-        is_superuser=bool(repo.value(user, "is_superuser", False)),
-        email_verified=bool(repo.value(user, "email_verified", False)),
-        recovery_verified=bool(repo.value(user, verified_field, False))
-        if verified_field
-        else False,
-        metadata=dict(metadata),
-    )
-
-
-def claims_snapshot(principal: Principal) -> dict[str, bool]:
-    """The flags ``current_user(load_user=False)`` serves without reading the user row."""
-    return {
-        "su": principal.is_superuser,
-        "ev": principal.email_verified,
-        "rv": principal.recovery_verified,
-    }
 
 
 def _typed_id(runtime: AuthRuntime, user_id: str) -> Any:
