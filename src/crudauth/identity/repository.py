@@ -8,14 +8,16 @@ the first request.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Any, Final
+from collections.abc import Callable, Iterable, Mapping
+from operator import attrgetter, itemgetter
+from typing import Any, Final, NamedTuple
 
 from sqlalchemy import Column, Table, UniqueConstraint, func, select, update
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.exc import IntegrityError, NoInspectionAvailable
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import ColumnProperty, InstrumentedAttribute
+from sqlalchemy.orm.instrumentation import ClassManager
 
 from crudauth.errors import ConfigurationError
 from crudauth.identity.config import IdentityConfig
@@ -52,6 +54,20 @@ _DEFAULTS: Final[Mapping[str, Any]] = {
     "token_version": 0,
 }
 
+#: What ``auth_row`` reads, in order (then the recovery factor's verified flag, if any).
+_AUTH_FIELDS: Final = ("id", "is_active", "token_version", "is_superuser", "email_verified")
+
+
+class AuthRow(NamedTuple):
+    """What authentication reads from a user row on every request, normalised."""
+
+    user_id: Any
+    is_active: bool
+    token_version: int
+    is_superuser: bool
+    email_verified: bool
+    recovery_verified: bool
+
 
 class UserRepository:
     """Reads and writes the user model by logical field name."""
@@ -87,6 +103,7 @@ class UserRepository:
         self._columns: dict[str, ColumnProperty[Any]] = columns
         self._validate()
         self._id_type: type = columns[self.attr_name("id")].columns[0].type.python_type
+        self._auth_fields = self._getter([*_AUTH_FIELDS, self.identity.recovery_verified_field])
 
     # -- shape ---------------------------------------------------------------------------------
 
@@ -173,6 +190,55 @@ class UserRepository:
 
     def user_id(self, user: Any) -> Any:
         return self.value(user, "id")
+
+    def auth_row(self, user: Any) -> AuthRow:
+        """The id, liveness, epoch and flags of ``user`` in one read (the request path)."""
+        user_id, active, version, superuser, verified, recovered = self._auth_fields(user)
+        return AuthRow(
+            user_id,
+            bool(active),
+            int(version or 0),
+            bool(superuser),
+            bool(verified),
+            bool(recovered),
+        )
+
+    def _getter(self, fields: list[str | None]) -> Callable[[Any], tuple[Any, ...]]:
+        """Reads ``fields`` of a row as one tuple; an unmapped field (or ``None``) reads as its
+        default, like ``value``."""
+        names = [self._attrs.get(f) if f else None for f in fields]
+        if not all(names):
+            defaults = [_DEFAULTS.get(f) if f else None for f in fields]
+            present = [(i, name) for i, name in enumerate(names) if name]
+
+            def read_some(user: Any) -> tuple[Any, ...]:
+                values = list(defaults)
+                for i, name in present:
+                    values[i] = getattr(user, name)
+                return tuple(values)
+
+            return read_some
+        by_attribute = attrgetter(*names)  # type: ignore[arg-type] # all str: checked above
+        if not self._loaded_values_in_dict(names):  # type: ignore[arg-type]
+            return by_attribute  # pragma: no cover - custom ORM instrumentation
+        by_key = itemgetter(*names)
+
+        def read(user: Any) -> tuple[Any, ...]:
+            try:
+                # A loaded column's value is the instance dict's entry: exactly what the
+                # ORM's attribute returns, without a descriptor call per column.
+                return by_key(user.__dict__)  # type: ignore[no-any-return]
+            except (KeyError, AttributeError):  # expired or deferred: the ORM loads it
+                return by_attribute(user)
+
+        return read
+
+    def _loaded_values_in_dict(self, names: list[str]) -> bool:
+        """True if the model keeps loaded column values in ``__dict__`` under their attribute
+        names (SQLAlchemy's default instrumentation, columns not shadowed by a property)."""
+        if type(sa_inspect(self.model).class_manager) is not ClassManager:
+            return False
+        return all(isinstance(getattr(self.model, n, None), InstrumentedAttribute) for n in names)
 
     async def get(self, db: AsyncSession, user_id: Any) -> Any | None:
         try:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
-from crudauth.principal import Principal
+from crudauth.identity.repository import AuthRow
+from crudauth.principal import Principal, assemble_principal
 from crudauth.runtime import AuthRuntime
 
 
@@ -13,23 +13,26 @@ def build_principal(
     runtime: AuthRuntime,
     user: Any,
     transport: str,
-    metadata: Mapping[str, Any],
+    metadata: dict[str, Any],
     scopes: frozenset[str] = frozenset(),
+    row: AuthRow | None = None,
 ) -> Principal:
-    """The ``Principal`` for an authenticated ORM user row."""
-    repo = runtime.repo
-    verified_field = runtime.identity.recovery_verified_field
-    return Principal(
-        user_id=repo.user_id(user),
-        scopes=scopes,
-        transport=transport,
-        user=user,
-        is_superuser=bool(repo.value(user, "is_superuser", False)),
-        email_verified=bool(repo.value(user, "email_verified", False)),
-        recovery_verified=bool(repo.value(user, verified_field, False))
-        if verified_field
-        else False,
-        metadata=dict(metadata),
+    """The ``Principal`` for an authenticated ORM user row.
+
+    ``metadata`` becomes the principal's own (pass a fresh dict); ``row`` is the row's
+    ``auth_row`` if the caller has read it already.
+    """
+    if row is None:
+        row = runtime.repo.auth_row(user)
+    return assemble_principal(
+        row.user_id,
+        scopes,
+        transport,
+        user,
+        row.is_superuser,
+        row.email_verified,
+        row.recovery_verified,
+        metadata,
     )
 
 

@@ -145,7 +145,7 @@ class PrincipalResolver:
                 )
         required = frozenset(scopes or ())
 
-        async def gate(principal: Principal | None) -> Principal | None:
+        def admit(principal: Principal | None) -> Principal | None:
             if principal is None:
                 if optional:
                     return None
@@ -156,7 +156,11 @@ class PrincipalResolver:
                 raise AccessDenied("Recovery factor not verified")
             if required and not principal.has_scopes(required):
                 raise AccessDenied("Insufficient scope")
-            if check is not None:
+            return principal
+
+        async def checked(principal: Principal | None) -> Principal | None:
+            """``check`` on an admitted caller (an optional route's anonymous one skips it)."""
+            if check is not None and principal is not None:
                 allowed = check(principal)
                 if inspect.isawaitable(allowed):
                     allowed = await allowed
@@ -170,7 +174,8 @@ class PrincipalResolver:
             # No database dependency at all: no session object, no connection, no SQL.
             async def current_claims(request: Request) -> Principal | None:
                 try:  # (not ``http_errors()``: a generator context manager costs on every call)
-                    return await gate(await resolve_claims(request, transport))
+                    principal = admit(await resolve_claims(request, transport))
+                    return principal if check is None else await checked(principal)
                 except CrudAuthError as exc:
                     raise to_http(exc) from None
 
@@ -183,7 +188,8 @@ class PrincipalResolver:
             db: Annotated[AsyncSession, Depends(self.runtime.session_dependency)],
         ) -> Principal | None:
             try:
-                return await gate(await resolve(request, db, transport))
+                principal = admit(await resolve(request, db, transport))
+                return principal if check is None else await checked(principal)
             except CrudAuthError as exc:
                 raise to_http(exc) from None
 

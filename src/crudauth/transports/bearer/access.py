@@ -9,12 +9,12 @@ from starlette.requests import Request
 
 from crudauth.clock import Clock
 from crudauth.exceptions import UnauthorizedException
+from crudauth.http.headers import raw_header
 from crudauth.transports.bearer.signing import KeySet
 from crudauth.transports.bearer.tokens import (
     InvalidToken,
     TokenRules,
     TokenType,
-    check_times,
     verify_token,
 )
 
@@ -32,42 +32,82 @@ def unauthorized(detail: str = INVALID_TOKEN, code: str = "invalid_token") -> Un
     )
 
 
+class AccessGrant:
+    """What one verified access token grants, worked out once per token.
+
+    Immutable by convention (slots, no setters in the library): the memo hands the same object
+    to every request that presents the token.
+    """
+
+    __slots__ = ("_valid_from", "_valid_until", "expires_at", "jti", "scopes", "subject", "version")
+
+    def __init__(self, claims: dict[str, Any], grantable: frozenset[str], leeway: float) -> None:
+        self.subject: str = claims["sub"]
+        self.version: int = claims["ver"]
+        # Only what this deployment may grant: a token minted under wider settings (or by a
+        # second deployment sharing the key) never carries more than that.
+        self.scopes: frozenset[str] = frozenset(claims["scopes"]) & grantable
+        self.jti: str = claims["jti"]
+        self.expires_at: Any = claims["exp"]
+        # ``verify_token`` proved these are numbers; the same rules as ``check_times``:
+        # refused from ``exp + leeway`` on, and while ``iat`` or ``nbf`` is more than
+        # ``leeway`` ahead.
+        self._valid_until = float(claims["exp"]) + leeway
+        issued = float(claims["iat"])
+        self._valid_from = max(issued, float(claims.get("nbf", issued))) - leeway
+
+    def current(self, now: float) -> bool:
+        return self._valid_from <= now < self._valid_until
+
+    def metadata(self) -> dict[str, Any]:
+        """``Principal.metadata`` of a request carrying this token (a fresh dict each time)."""
+        return {"jti": self.jti, "expires_at": self.expires_at, "token_type": "access"}
+
+
 class AccessTokens:
     """Verifies ``Authorization: Bearer`` access tokens, remembering the ones that passed.
 
     A client sends the same token on every request for its lifetime, and PyJWT's full check
     costs ~90 us each time. The memo keeps only tokens that passed every check (signature,
-    header, issuer, audience), bounded to ``VERIFIED_CACHE_SIZE``; their times are checked
-    again on every request, and the per-user checks (epoch, active) are the transport's.
+    header, issuer, audience, claim types), bounded to ``VERIFIED_CACHE_SIZE``; their times are
+    checked again on every request, and the per-user checks (epoch, active) are the transport's.
     """
 
-    def __init__(self, keys: KeySet, rules: TokenRules, clock: Clock) -> None:
+    def __init__(
+        self, keys: KeySet, rules: TokenRules, clock: Clock, grantable: frozenset[str]
+    ) -> None:
         self.keys = keys
         self.rules = rules
         self.clock = clock
-        self._verified: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self.grantable = grantable
+        self._verified: OrderedDict[str, AccessGrant] = OrderedDict()
 
-    def read(self, request: Request) -> dict[str, Any] | None:
-        """The claims of the request's bearer token; ``None`` without one; 401 if it is bad."""
-        header = request.headers.get("authorization")
+    def read(self, request: Request) -> AccessGrant | None:
+        """The grant of the request's bearer token; ``None`` without one; 401 if it is bad."""
+        header = raw_header(request.scope, b"authorization")
         if header is None:
             return None
-        scheme, _, token = header.strip().partition(" ")
+        scheme, _, token = header.decode("latin-1").strip().partition(" ")
         if scheme.lower() != "bearer":
             return None  # another scheme is another transport's business
         token = token.strip()
         now = self.clock.now()
+        grant = self._verified.get(token)
+        if grant is None:
+            grant = self._verify(token, now)
+        elif not grant.current(now):
+            # Signature, header, issuer and audience were proven for these exact bytes;
+            # only time can have changed.
+            raise unauthorized()
+        return grant
+
+    def _verify(self, token: str, now: float) -> AccessGrant:
         try:
-            cached = self._verified.get(token)
-            if cached is not None:
-                # Signature, header, issuer and audience were proven for these exact bytes;
-                # only time can have changed.
-                check_times(cached, now, self.rules.leeway)
-                return dict(cached)
             claims = verify_token(token, self.keys, TokenType.ACCESS, rules=self.rules, now=now)
         except InvalidToken:
             raise unauthorized() from None
-        self._verified[token] = claims
+        grant = AccessGrant(claims, self.grantable, self.rules.leeway)
+        self._verified[token] = grant
         if len(self._verified) > VERIFIED_CACHE_SIZE:
             self._verified.popitem(last=False)
-        return dict(claims)
+        return grant

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Mapping
 from typing import Any
 
 from crudauth.errors import InvalidToken
@@ -36,12 +35,12 @@ class ClaimsEntries:
     def key(subject: str) -> str:
         return f"{{u:{subject}}}:bearer-claims"
 
-    async def get(self, claims: Mapping[str, Any], *, stale: bool) -> dict[str, Any]:
-        """The user's entry (one GET); read from the database and stored on a miss.
+    async def get(self, subject: str, *, stale: bool) -> dict[str, Any]:
+        """The entry of user ``subject`` (one GET); read from the database and stored on a miss.
 
         ``stale=True`` skips the stored entry (it is older than the token in hand)."""
         tokens = self.runtime.tokens
-        key = self.key(claims["sub"])
+        key = self.key(subject)
         current = None if stale else await tokens.get(key)
         entry = parse_entry(current)
         if entry is not None:
@@ -50,13 +49,14 @@ class ClaimsEntries:
             current = await tokens.get(key)
         repo = self.runtime.repo
         async with own_session(self.runtime.session_dependency) as db:
-            user = await repo.get(db, claims["sub"])
+            user = await repo.get(db, subject)
             if user is None:
                 raise InvalidToken("account gone")
-            principal = build_principal(self.runtime, user, self.transport, {})
+            row = repo.auth_row(user)
+            principal = build_principal(self.runtime, user, self.transport, {}, row=row)
             entry = {
-                "ver": int(repo.value(user, "token_version", 0) or 0),
-                "active": bool(repo.value(user, "is_active", True)),
+                "ver": row.token_version,
+                "active": row.is_active,
                 **claims_snapshot(principal),
             }
         value = json.dumps(entry, separators=(",", ":"))

@@ -12,6 +12,7 @@ from starlette.responses import Response
 
 from crudauth.config import CookieConfig
 from crudauth.errors import ConfigurationError
+from crudauth.identity.repository import AuthRow
 from crudauth.keys import Purpose
 from crudauth.principal import Principal
 from crudauth.runtime import AuthRuntime
@@ -140,7 +141,9 @@ class BearerTransport(Transport):
         self.access_keys = self._public_keys or hmac_keyset(runtime.keys, Purpose.ACCESS_TOKEN)
         # Refresh tokens are only ever read by this server: always a secret key of their own.
         self.refresh_keys = hmac_keyset(runtime.keys, Purpose.REFRESH_TOKEN)
-        self.access = AccessTokens(self.access_keys, self.rules, runtime.clock)
+        self.access = AccessTokens(
+            self.access_keys, self.rules, runtime.clock, self.grantable_scopes
+        )
         self.families = RefreshFamilies(
             runtime.tokens, runtime.clock, grace_seconds=self.reuse_grace, leeway=self.leeway
         )
@@ -235,26 +238,16 @@ class BearerTransport(Transport):
 
     # -- requests ------------------------------------------------------------------------------
 
-    def _verify_access(self, request: Request) -> dict[str, Any] | None:
-        return self.access.read(request)
-
-    def _metadata(self, claims: Mapping[str, Any]) -> dict[str, Any]:
-        return {"jti": claims["jti"], "expires_at": claims["exp"], "token_type": "access"}
-
     async def authenticate(self, request: Request, ctx: AuthContext) -> Principal | None:
-        claims = self._verify_access(request)
-        if claims is None:
+        grant = self.access.read(request)
+        if grant is None:
             return None
         try:
-            user = await self._live_user(ctx.db, claims)
+            user, row = await self._live_user(ctx.db, grant.subject, grant.version)
         except InvalidToken:
             raise unauthorized() from None
         return build_principal(
-            ctx.runtime,
-            user,
-            self.name,
-            self._metadata(claims),
-            scopes=frozenset(claims["scopes"]) & self.grantable_scopes,
+            ctx.runtime, user, self.name, grant.metadata(), scopes=grant.scopes, row=row
         )
 
     # -- load_user=False: a per-user entry in the token store (see claims.py) ---------------
@@ -265,24 +258,24 @@ class BearerTransport(Transport):
         ``Principal.user`` is ``None``. Rejected at once: a token whose version is below the
         user's, a deactivated user, and everything after ``revoke_user``.
         """
-        claims = self._verify_access(request)
-        if claims is None:
+        grant = self.access.read(request)
+        if grant is None:
             return None
-        entry = await self.claims_entries.get(claims, stale=False)
-        if claims["ver"] > entry["ver"]:
+        entry = await self.claims_entries.get(grant.subject, stale=False)
+        if grant.version > entry["ver"]:
             # Newer than the entry: the version moved on without the library (say, SQL).
-            entry = await self.claims_entries.get(claims, stale=True)
-        if not entry["active"] or claims["ver"] != entry["ver"]:
+            entry = await self.claims_entries.get(grant.subject, stale=True)
+        if not entry["active"] or grant.version != entry["ver"]:
             raise unauthorized()
         return Principal(
-            user_id=self.runtime.repo.coerce_id(claims["sub"]),  # the same coercion as get()
-            scopes=frozenset(claims["scopes"]) & self.grantable_scopes,
+            user_id=self.runtime.repo.coerce_id(grant.subject),  # the same coercion as get()
+            scopes=grant.scopes,
             transport=self.name,
             user=None,
             is_superuser=bool(entry.get("su", False)),
             email_verified=bool(entry.get("ev", False)),
             recovery_verified=bool(entry.get("rv", False)),
-            metadata=self._metadata(claims),
+            metadata=grant.metadata(),
         )
 
     async def revoke_user(self, user_id: Any) -> int:
@@ -294,15 +287,19 @@ class BearerTransport(Transport):
         await self.claims_entries.revoke(user_id)
         return 1
 
-    async def _live_user(self, db: AsyncSession, claims: Mapping[str, Any]) -> Any:
-        """The active user a token names, still at the token's version; else ``InvalidToken``."""
+    async def _live_user(self, db: AsyncSession, subject: str, version: int) -> tuple[Any, AuthRow]:
+        """The active user a token names, still at the token's version, with its row facts;
+        else ``InvalidToken``."""
         repo = self.runtime.repo
-        user = await repo.get(db, claims["sub"])
-        if user is None or not repo.value(user, "is_active", True):
-            raise InvalidToken("account gone or disabled")
-        if int(repo.value(user, "token_version", 0) or 0) != claims["ver"]:
+        user = await repo.get(db, subject)
+        if user is None:
+            raise InvalidToken("account gone")
+        row = repo.auth_row(user)
+        if not row.is_active:
+            raise InvalidToken("account disabled")
+        if row.token_version != version:
             raise InvalidToken("credentials changed since the token was issued")
-        return user
+        return user, row
 
     async def complete_login(
         self, request: Request, response: Response, user: Any, options: Mapping[str, Any]
@@ -338,7 +335,7 @@ class BearerTransport(Transport):
         claims = verify_token(
             token, self.refresh_keys, TokenType.REFRESH, rules=self.rules, now=runtime.clock.now()
         )
-        user = await self._live_user(db, claims)
+        user, _ = await self._live_user(db, claims["sub"], claims["ver"])
         scopes = frozenset(claims["scopes"]) & self.grantable_scopes
         started = float(claims["fst"])
         jti = new_token_id()

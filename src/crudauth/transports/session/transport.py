@@ -20,6 +20,7 @@ from crudauth.errors import (
     InvalidSession,
 )
 from crudauth.http.guards import SAFE_METHODS
+from crudauth.http.headers import raw_header
 from crudauth.principal import Principal
 from crudauth.runtime import AuthRuntime
 from crudauth.storage.base import SessionStore, StartedLoad
@@ -251,6 +252,8 @@ class SessionTransport(Transport):
         }
 
     async def authenticate(self, request: Request, ctx: AuthContext) -> Principal | None:
+        if raw_header(request.scope, b"cookie") is None:
+            return None  # (no cookie parsing on a bearer request)
         session_id = request.cookies.get(self.cookie_name)
         if session_id is None:
             return None
@@ -307,12 +310,13 @@ class SessionTransport(Transport):
         early = user is not _UNREAD
         if not early:  # (an identity-map hit after a refresh: no second query)
             user = await repo.get(ctx.db, live.record.user_id)
-        if user is None or not repo.value(user, "is_active", True):
+        row = None if user is None else repo.auth_row(user)
+        if row is None or not row.is_active:
             self.owners.forget(live.key)
             await self.manager.revoke_key(live.key)
             raise InvalidSession("account gone or disabled")
         version = live.record.token_version
-        current = int(repo.value(user, "token_version", 0) or 0)
+        current = row.token_version
         if version is not None and version < current:
             self.owners.forget(live.key)
             await self.manager.revoke_key(live.key)
@@ -328,7 +332,9 @@ class SessionTransport(Transport):
             # row predates (a password change racing this request): refuse, but keep the
             # session; the next request sees the committed epoch.
             raise InvalidSession("epoch moving")
-        principal = build_principal(ctx.runtime, user, self.name, self._metadata(session_id, live))
+        principal = build_principal(
+            ctx.runtime, user, self.name, self._metadata(session_id, live), row=row
+        )
         snapshot = claims_snapshot(principal)
         stored = live.record.metadata.get(CLAIMS_KEY)
         if stored is not None and stored != snapshot:
