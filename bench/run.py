@@ -10,7 +10,11 @@ installed, else a small asyncio HTTP/1.1 client), pinned to CPU 1:
     protected  current_user()                (session cookie or bearer token)
     claims     current_user(load_user=False)
 
-Routes alternate over several rounds; medians and ratios are printed. It also counts Redis
+Every route of a configuration gets the same requests apart from the path: the credential
+header goes to open, floor and shape too (they ignore it), as a browser sends its cookies and an
+API client its token on every request, so that parsing the header counts the same on every
+route and the ratios isolate what crudauth adds. Routes alternate over several rounds; medians
+and ratios are printed. It also counts Redis
 commands per request (MONITOR, filtered to the bench's database), SQL statements per request
 (a counter inside the app), the server's peak RSS, and a protected GET's throughput and
 p50/p99 while two clients sign in continuously.
@@ -566,12 +570,8 @@ def run_store(store: str, args: argparse.Namespace, tmp: Path, report: list[str]
                 # Each round starts on another route, so that drift over a round (the machine
                 # is shared) does not always land on the same one.
                 for route in ROUTES[rnd % len(ROUTES) :] + ROUTES[: rnd % len(ROUTES)]:
-                    auth = route in ("protected", "claims")
                     result = drive(
-                        f"{server.base}/bench/{route}",
-                        seconds,
-                        header[c.transport] if auth else None,
-                        values if auth else [],
+                        f"{server.base}/bench/{route}", seconds, header[c.transport], values
                     )
                     c.rounds.setdefault(route, []).append(result)
             print(f"  {store}: round {rnd + 1}/{args.rounds} done", flush=True)

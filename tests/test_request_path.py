@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import hmac
+import json
 from typing import Any
 
 import pytest
@@ -17,7 +18,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from starlette.requests import Request
 
 from crudauth import AuthUserMixin, BearerTransport, Principal
-from crudauth.http.headers import raw_header
+from crudauth.http.headers import raw_header, request_cookie
 from crudauth.identity.config import IdentityConfig
 from crudauth.identity.repository import AuthRow, UserRepository
 from crudauth.keys import KeyRing, Purpose
@@ -203,6 +204,37 @@ async def test_a_session_cookie_still_authenticates_beside_other_headers(make_en
     assert r.json()["via"] == "session"
 
 
+COOKIE_HEADERS = [
+    "",
+    "session_id=abc",
+    "session_id=abc; csrf_token=def",
+    "  session_id = abc ;other=1",
+    "session_id=first; session_id=second",  # the last one wins, as in Starlette
+    "session_id=; other=x",
+    "session_ids=no; xsession_id=no",
+    "novalue; session_id=abc",
+    "session_id=a=b=c",
+    'session_id="quoted\\"value"; x=1',
+    'session_id="abc"',
+    "session_id=\xe9t\xe9",
+    ";;;",
+    "=abc; session_id=z",
+]
+
+
+@pytest.mark.parametrize("header", COOKIE_HEADERS)
+def test_request_cookie_answers_like_starlette(header: str) -> None:
+    request = _request((b"cookie", header.encode("latin-1")))
+    for name in ("session_id", "csrf_token", "other"):
+        assert request_cookie(request.scope, name) == request.cookies.get(name), (header, name)
+
+
+def test_request_cookie_reads_the_first_cookie_header_like_starlette() -> None:
+    request = _request((b"cookie", b"session_id=one"), (b"cookie", b"session_id=two"))
+    assert request_cookie(request.scope, "session_id") == request.cookies.get("session_id")
+    assert request_cookie(_request().scope, "session_id") is None
+
+
 # -- bearer memo -----------------------------------------------------------------------------------
 
 
@@ -271,3 +303,44 @@ def test_keyed_digest_pads_follow_rfc_2104_for_long_keys() -> None:
         inner.update(b"message")
         outer.update(inner.digest())
         assert outer.hexdigest() == hmac.new(key, b"message", hashlib.sha256).hexdigest()
+
+
+# -- the session store's hot command -------------------------------------------------------------
+
+
+async def test_the_pre_encoded_load_command_is_what_evalsha_sends() -> None:
+    from redis.asyncio import Redis
+
+    from crudauth.storage import redis as redis_store
+    from tests.conftest import REDIS_TEST_URL
+
+    store = redis_store.RedisSessionStore(Redis.from_url(REDIS_TEST_URL), namespace="rp:")
+    try:
+        assert store.lane is not None
+        for now, slide in ((1795883596.0350058, 60.0), (2.5, 180.0), (1e9, 60.0)):
+            expected = store.lane._evalsha_payload(
+                redis_store._LOAD.sha, 1, (store._key("k" * 64), repr(now), slide)
+            )
+            assert store._load_command("k" * 64, now, slide) == expected
+    finally:
+        await store.close()
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [None, b"", 0, b"not json", b"[]", b"[1,2]", b'["a"]', b"{}", "[null]"],
+)
+def test_a_malformed_load_reply_reads_as_no_session(reply: Any) -> None:
+    from crudauth.storage.redis import _decode_loaded
+
+    assert _decode_loaded(reply) is None
+
+
+def test_a_load_reply_decodes_in_field_order() -> None:
+    from crudauth.storage.base import SessionRecord
+    from crudauth.storage.redis import _decode_loaded
+
+    record = SessionRecord("7", "h", "c", 1.0, 2.0, 1800.0, 9.0, 3, True, None, "ua", {"k": 1})
+    reply = "[" + ",".join(json.dumps(v) for v in record.to_dict().values()) + "]"
+    assert _decode_loaded(reply.encode()) == record
+    assert _decode_loaded(reply) == record  # a client that decodes replies to str

@@ -48,7 +48,7 @@ def timeline(env: Env) -> Iterator[list[str]]:
     lane = transport_of(env).manager.store.lane  # type: ignore[attr-defined]
     engine: AsyncEngine = env.sessionmaker.kw["bind"]
     started: list[asyncio.Future[Any]] = []
-    on_started, on_send = lane.evalsha_started, lane.send
+    on_started, on_send = lane.send_started, lane.send
 
     def spy_started(*args: Any) -> Any:
         future = on_started(*args)
@@ -64,12 +64,12 @@ def timeline(env: Env) -> Iterator[list[str]]:
     def before(*_: Any) -> None:
         events.append("sql")
 
-    lane.evalsha_started, lane.send = spy_started, spy_send
+    lane.send_started, lane.send = spy_started, spy_send
     event.listen(engine.sync_engine, "before_cursor_execute", before)
     try:
         yield events
     finally:
-        lane.evalsha_started, lane.send = on_started, on_send
+        lane.send_started, lane.send = on_started, on_send
         event.remove(engine.sync_engine, "before_cursor_execute", before)
 
 
@@ -141,18 +141,18 @@ async def test_a_store_failure_during_an_overlapped_read_is_503(make_env: Any) -
     env = await redis_env(make_env)
     assert (await env.client.get("/private")).status_code == 200
     lane = transport_of(env).manager.store.lane  # type: ignore[attr-defined]
-    original = lane.evalsha_started
+    original = lane.send_started
 
     def failing(*_: Any) -> asyncio.Future[Any]:
         future = asyncio.get_running_loop().create_future()
         future.set_exception(redis_errors.ConnectionError("Redis went away"))
         return future
 
-    lane.evalsha_started = failing
+    lane.send_started = failing
     try:
         r = await env.client.get("/private")
     finally:
-        lane.evalsha_started = original
+        lane.send_started = original
     assert r.status_code == 503, r.text
     assert (await env.client.get("/private")).status_code == 200
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import MutableMapping
 from typing import Any
 
+from starlette.requests import cookie_parser
+
 
 def raw_header(scope: MutableMapping[str, Any], name: bytes) -> bytes | None:
     """The first value of header ``name`` (lower-case, as ASGI servers deliver names), or ``None``.
@@ -16,3 +18,30 @@ def raw_header(scope: MutableMapping[str, Any], name: bytes) -> bytes | None:
         if key == name:
             return value  # type: ignore[no-any-return]
     return None
+
+
+def request_cookie(scope: MutableMapping[str, Any], name: str) -> str | None:
+    """``request.cookies.get(name)``, reading only the one cookie.
+
+    Starlette's rules exactly: every ``Cookie`` header in order, split on ``;``, names and
+    values stripped, the last cookie of that name wins. A quoted value is handed to Starlette's
+    own parser (for its unquoting); a session id never is quoted, so the common case builds no
+    dict and unquotes nothing.
+    """
+    found = None
+    texts = []
+    for key, value in scope["headers"]:
+        if key != b"cookie":
+            continue
+        text = value.decode("latin-1")
+        texts.append(text)
+        for chunk in text.split(";"):
+            cookie, sep, content = chunk.partition("=")
+            if sep and cookie.strip() == name:
+                found = content.strip()
+    if found is not None and found.startswith('"'):
+        cookies: dict[str, str] = {}
+        for text in texts:
+            cookies.update(cookie_parser(text))
+        return cookies.get(name)
+    return found

@@ -25,7 +25,7 @@ from typing import Any
 from redis.exceptions import NoScriptError
 
 from crudauth.storage.base import KeyValueStore, SessionRecord, SessionStore, StartedLoad
-from crudauth.storage.redis_lane import lane_for
+from crudauth.storage.redis_lane import bulk, lane_for
 from crudauth.storage.redis_support import (
     FAILURES,
     Degradations,
@@ -46,10 +46,10 @@ def _at(name: str) -> int:
     return _ORDER.index(name) + 1  # Lua counts from 1
 
 
-# KEYS[1] record; ARGV now, slide_after. Returns the values of _ORDER (nil where a field is
-# missing), or nil if the record is dead. One HMGET inside the script (two commands per request
-# in INFO commandstats: EVALSHA and HMGET); HSET and EXPIRE run only when the throttled slide
-# is due.
+# KEYS[1] record; ARGV now, slide_after. Returns the values of _ORDER as one JSON array (each
+# field is stored JSON-encoded; null where one is missing), or nil if the record is dead. One
+# HMGET inside the script (two commands per request in INFO commandstats: EVALSHA and HMGET);
+# HSET and EXPIRE run only when the throttled slide is due.
 _LOAD = Script(
     f"""
 local values = redis.call('HMGET', KEYS[1], {", ".join(repr(name) for name in _ORDER)})
@@ -67,7 +67,10 @@ if now - last >= tonumber(ARGV[2]) then
   redis.call('EXPIRE', KEYS[1], math.max(1, math.ceil(math.min(now + idle, absolute) - now)))
   values[{_at("last_activity")}] = ARGV[1]
 end
-return values
+for i = 1, {len(_ORDER)} do
+  if not values[i] then values[i] = 'null' end
+end
+return '[' .. table.concat(values, ',') .. ']'
 """
 )
 
@@ -130,18 +133,16 @@ def _decode(flat: list[Any]) -> SessionRecord:
     return SessionRecord(**{k: v for k, v in data.items() if k in _FIELDS})
 
 
-def _decode_values(values: list[Any]) -> SessionRecord | None:
-    """A record from the hot-path script's values (``_ORDER``): one JSON parse for all."""
+def _decode_loaded(reply: Any) -> SessionRecord | None:
+    """A record from the hot-path script's reply (``_ORDER`` as one JSON array), or ``None``
+    for a dead or malformed one (a script reply is never trusted to be well formed)."""
     try:
-        data = json.loads(b"[%b]" % b",".join(values))
-    except TypeError:  # missing fields (nil) or a client that answers in str
-        parts = [
-            b"null" if v is None else v if isinstance(v, bytes) else str(v).encode() for v in values
-        ]
-        data = json.loads(b"[%b]" % b",".join(parts))
-    if data[0] is None:
+        values = json.loads(reply) if reply else None
+        if not isinstance(values, list) or not values or values[0] is None:
+            return None
+        return SessionRecord(*values)
+    except (ValueError, TypeError):
         return None
-    return SessionRecord(*data)
 
 
 class _StartedLoad:
@@ -170,7 +171,7 @@ class _StartedLoad:
             return await self.store.load(self.key, now=self.now, slide_after=self.slide_after)
         except FAILURES as exc:
             raise self.store.degradations.unavailable(exc) from None
-        return _decode_values(values) if values else None
+        return _decode_loaded(values)
 
     def discard(self) -> None:
         future = self.future
@@ -202,6 +203,7 @@ class RedisSessionStore(SessionStore):
         self.lane = lane_for(self.client, pipelined)
         self._reads: Any = self.lane or self.client
         self.starts_loads = self.lane is not None
+        self._load_parts: dict[float, tuple[bytes, bytes]] = {}
 
     def _key(self, key: str) -> str:
         return f"{self.namespace}{self.prefix}{key}"
@@ -269,15 +271,26 @@ class RedisSessionStore(SessionStore):
             values = await _LOAD(self._reads, [self._key(key)], [repr(now), slide_after])
         except FAILURES as exc:
             raise self.degradations.unavailable(exc) from None
-        return _decode_values(values) if values else None
+        return _decode_loaded(values)
 
     def start_load(self, key: str, *, now: float, slide_after: float) -> StartedLoad | None:
         if self.lane is None:
             return None
-        future = self.lane.evalsha_started(_LOAD.sha, 1, self._key(key), repr(now), slide_after)
+        future = self.lane.send_started(self._load_command(key, now, slide_after))
         if future is None:
             return None
         return _StartedLoad(self, future, key, now, slide_after)
+
+    def _load_command(self, key: str, now: float, slide_after: float) -> bytes:
+        """``EVALSHA <load> 1 <key> <now> <slide_after>`` in RESP; what ``evalsha`` would
+        send, with the script head and the (per-deployment constant) slide interval encoded
+        once instead of on every request."""
+        head, tail = self._load_parts.get(slide_after, (b"", b""))
+        if not head:
+            head = b"*6\r\n" + bulk("EVALSHA") + bulk(_LOAD.sha) + bulk(1)
+            tail = bulk(slide_after)
+            self._load_parts[slide_after] = (head, tail)
+        return b"%b%b%b%b" % (head, bulk(self._key(key)), bulk(repr(now)), tail)
 
     async def update(self, key: str, changes: dict[str, Any]) -> bool:
         unknown = set(changes) - _FIELDS

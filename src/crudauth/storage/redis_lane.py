@@ -55,6 +55,11 @@ def _bulk(arg: Any) -> bytes:
     return b"$%d\r\n%b\r\n" % (len(data), data)
 
 
+def bulk(arg: Any) -> bytes:
+    """One argument of a command in RESP (a bulk string), for callers that pre-encode."""
+    return _bulk(arg)
+
+
 def pack(args: Sequence[Any]) -> bytes:
     """A command in RESP: an array of bulk strings."""
     return b"*%d\r\n%b" % (len(args), b"".join([_bulk(arg) for arg in args]))
@@ -333,6 +338,11 @@ class RedisLane:
 
         Must be called from a coroutine on the loop. The caller owns the future: await it, or
         cancel it (a cancelled future's reply is read and dropped)."""
+        return self.send_started(self._evalsha_payload(sha, numkeys, args))
+
+    def send_started(self, payload: bytes) -> asyncio.Future[Any] | None:
+        """``evalsha_started`` for a command already in RESP (``pack``, ``evalsha_head``): a
+        caller that sends one command on every request encodes its constant part once."""
         connection = self._connections.get(asyncio.get_running_loop())
         if (
             connection is None
@@ -341,7 +351,7 @@ class RedisLane:
             or connection.loop.time() - connection.last_heard > IDLE_CHECK_SECONDS
         ):
             return None
-        return connection.send(self._evalsha_payload(sha, numkeys, args))
+        return connection.send(payload)
 
     def _evalsha_payload(self, sha: str, numkeys: int, args: Sequence[Any]) -> bytes:
         head = self._script_heads.get((sha, numkeys))

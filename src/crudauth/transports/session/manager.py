@@ -148,6 +148,8 @@ class SessionManager:
         record = await started.record()
         if record is None:
             return await self._validate_from(session_id, 1, now)
+        if record.absolute_expires_at > now:  # (``_checked``'s common case, without a coroutine)
+            return LiveSession(key, record)
         return await self._checked(key, record, now)
 
     async def _validate_from(
@@ -164,10 +166,10 @@ class SessionManager:
         return None
 
     async def _checked(self, key: str, record: SessionRecord, now: float) -> LiveSession | None:
-        if record.absolute_expires_at <= now:  # the store checks too; never trust one layer
-            await self.store.delete(key)
-            return None
-        return LiveSession(key, record)
+        if record.absolute_expires_at > now:  # the store checks too; never trust one layer
+            return LiveSession(key, record)
+        await self.store.delete(key)
+        return None
 
     @property
     def _slide_after(self) -> float:

@@ -20,7 +20,7 @@ from crudauth.errors import (
     InvalidSession,
 )
 from crudauth.http.guards import SAFE_METHODS
-from crudauth.http.headers import raw_header
+from crudauth.http.headers import request_cookie
 from crudauth.principal import Principal
 from crudauth.runtime import AuthRuntime
 from crudauth.storage.base import SessionStore, StartedLoad
@@ -222,15 +222,10 @@ class SessionTransport(Transport):
 
     async def current_session(self, request: Request) -> LiveSession | None:
         """The live session this request presents, or ``None``."""
-        return await self.manager.validate(request.cookies.get(self.cookie_name))
+        return await self.manager.validate(request_cookie(request.scope, self.cookie_name))
 
-    async def _live(
-        self, request: Request, key: str | None = None
-    ) -> tuple[str, LiveSession] | None:
+    async def _live(self, request: Request, session_id: str, key: str | None = None) -> LiveSession:
         """The presented session, validated (one store round trip) and CSRF-checked."""
-        session_id = request.cookies.get(self.cookie_name)
-        if session_id is None:
-            return None
         live = await self.manager.validate(session_id, key)
         if live is None:
             raise InvalidSession("unknown or expired session")
@@ -240,7 +235,7 @@ class SessionTransport(Transport):
                 self.runtime.origins.check(request)
             except CrossSiteRequest:
                 raise CSRFFailure(CROSS_ORIGIN) from None
-        return session_id, live
+        return live
 
     def _metadata(self, session_id: str, live: LiveSession) -> dict[str, Any]:
         return {
@@ -252,9 +247,7 @@ class SessionTransport(Transport):
         }
 
     async def authenticate(self, request: Request, ctx: AuthContext) -> Principal | None:
-        if raw_header(request.scope, b"cookie") is None:
-            return None  # (no cookie parsing on a bearer request)
-        session_id = request.cookies.get(self.cookie_name)
+        session_id = request_cookie(request.scope, self.cookie_name)
         if session_id is None:
             return None
         manager = self.manager
@@ -266,10 +259,7 @@ class SessionTransport(Transport):
                 started = manager.start_validation(key)
                 if started is not None:
                     return await self._overlapped(ctx, session_id, key, owner, *started)
-        found = await self._live(request, key)
-        if found is None:
-            return None
-        session_id, live = found
+        live = await self._live(request, session_id, key)
         principal = await self._with_user(ctx, session_id, live)
         if key is not None:  # under the current key, also for a record kept under an older one
             self.owners.remember(key, live.record.user_id)
@@ -354,10 +344,10 @@ class SessionTransport(Transport):
         docs/performance.md). A record without a snapshot (signed in before snapshots existed)
         takes the full path once.
         """
-        found = await self._live(request)
-        if found is None:
+        session_id = request_cookie(request.scope, self.cookie_name)
+        if session_id is None:
             return None
-        session_id, live = found
+        live = await self._live(request, session_id)
         snapshot = live.record.metadata.get(CLAIMS_KEY)
         if not isinstance(snapshot, dict):
             async with own_session(self.runtime.session_dependency) as db:
