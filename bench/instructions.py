@@ -1,16 +1,20 @@
 """Instructions per request, counted by valgrind: ``.venv/bin/python bench/instructions.py``.
 
 Throughput on a shared machine moves by 20-40% within seconds, so a difference of a few percent
-between two routes takes many rounds to see (``run.py``). Counted instructions do not move: the
-same program, inputs and hash seed give the same count whatever else the machine does. This
-runs ``bench_app`` under uvicorn inside ``valgrind --tool=callgrind`` once per route (Redis +
-PostgreSQL, asyncio + h11), sends the same warm-up to every run, then ``--requests`` GETs of one
-route over one keep-alive connection, and subtracts a run that stops after the warm-up.
+between two routes takes many rounds to see (``run.py``). Counted instructions hardly move: the
+same program, inputs and hash seed give the same count whatever else the machine does, up to
+about 10k per request when a collection of the old generation lands in one run and not in
+another. This runs ``bench_app`` under uvicorn inside ``valgrind --tool=callgrind`` once per
+route and transport (Redis + PostgreSQL, asyncio + h11; as in ``run.py``, the transport's
+credential header goes to every route), sends the same warm-up to every run, then
+``--requests`` GETs of one route over one keep-alive connection, and subtracts a run that stops
+after the warm-up.
 
 What it cannot see: time in the kernel (socket calls: the database's and Redis's round trips),
 cache misses, and waiting. It counts what the worker's own code executes, which is where an
-auth library's cost is; it is a complement to ``run.py``'s ratios, not the contract. About
-6 minutes on two cores (valgrind makes Python ~50x slower; two runs at a time).
+auth library's cost is; it is a complement to ``run.py``'s ratios, not the contract. 3 to 7
+minutes on two cores, depending on the machine's load (valgrind makes Python ~50x slower; two
+runs at a time).
 """
 
 from __future__ import annotations

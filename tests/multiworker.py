@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+import redis
 
 ROOT = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
@@ -45,6 +46,11 @@ class Workers:
 
     def start(self, log_dir: Path, timeout: float = 30) -> None:
         env = {**os.environ, **self.env, "PYTHONPATH": str(ROOT)}
+        if self.env.get("REDIS_URL"):
+            # A clean store: sessions left by earlier modules of the run carry FrozenClock
+            # times (2027), which outrank these workers' real-time sessions of the same user
+            # id under the per-user cap, so a fresh sign-in would be evicted at once.
+            redis.Redis.from_url(self.env["REDIS_URL"]).flushdb()
         for index in range(self.count):
             port = free_port()
             log = log_dir / f"worker-{index}.log"
