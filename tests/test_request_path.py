@@ -17,7 +17,8 @@ from sqlalchemy import Boolean, Integer, String, create_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from starlette.requests import Request
 
-from crudauth import AuthUserMixin, BearerTransport, Principal
+from crudauth import AuthUserMixin, BearerTransport, Principal, SessionTransport
+from crudauth.errors import ConfigurationError
 from crudauth.http.headers import raw_header, request_cookie
 from crudauth.identity.config import IdentityConfig
 from crudauth.identity.repository import AuthRow, UserRepository
@@ -162,6 +163,20 @@ def test_auth_row_loads_an_expired_column_through_the_orm() -> None:
     engine.dispose()
 
 
+def test_auth_row_respects_a_subclass_property_over_a_column() -> None:
+    """Regression guard for the instance-dict shortcut: a subclass of the model may shadow a
+    column with a property (say, an account that expires); the property decides."""
+
+    class _Shadowed(_FullUser):
+        @property  # type: ignore[override]
+        def is_superuser(self) -> bool:
+            return True
+
+    user = _Shadowed(id=4, email="e@example.com", username="e", username_key="e")
+    user.__dict__["is_superuser"] = False  # what the column holds
+    assert UserRepository(_FullUser).auth_row(user).is_superuser is True
+
+
 # -- headers ---------------------------------------------------------------------------------------
 
 
@@ -184,6 +199,24 @@ def test_raw_header_answers_like_starlette_headers(headers: list[tuple[bytes, by
     expected = request.headers.get("authorization")
     found = raw_header(request.scope, b"authorization")
     assert (found.decode("latin-1") if found is not None else None) == expected
+
+
+def test_headers_given_as_any_iterable_are_read_and_kept() -> None:
+    scope: dict[str, Any] = {
+        "type": "http",
+        "headers": iter([(b"cookie", b"session_id=abc"), (b"authorization", b"Bearer x")]),
+    }
+    assert request_cookie(scope, "session_id") == "abc"
+    assert raw_header(scope, b"authorization") == b"Bearer x"
+    assert Request(scope).headers.get("authorization") == "Bearer x"
+
+
+@pytest.mark.parametrize("name", ["", "a b", "semi;colon", 'quote"', "comma,", 7])
+def test_session_cookie_names_must_be_cookie_names(name: Any) -> None:
+    with pytest.raises(ConfigurationError):
+        SessionTransport(cookie_name=name)
+    with pytest.raises(ConfigurationError):
+        SessionTransport(csrf_cookie_name=name)
 
 
 async def test_a_bearer_request_does_not_parse_cookies(make_env: Any) -> None:
@@ -229,7 +262,7 @@ def test_request_cookie_answers_like_starlette(header: str) -> None:
         assert request_cookie(request.scope, name) == request.cookies.get(name), (header, name)
 
 
-def test_request_cookie_reads_the_first_cookie_header_like_starlette() -> None:
+def test_request_cookie_reads_every_cookie_header_like_starlette() -> None:
     request = _request((b"cookie", b"session_id=one"), (b"cookie", b"session_id=two"))
     assert request_cookie(request.scope, "session_id") == request.cookies.get("session_id")
     assert request_cookie(_request().scope, "session_id") is None
@@ -262,6 +295,45 @@ async def test_a_memoised_token_is_refused_when_the_clock_steps_back(make_env: A
     assert (await env.client.get("/private", headers=headers)).status_code == 200
     env.clock.set(start - leeway - 1)
     assert (await env.client.get("/private", headers=headers)).status_code == 401
+
+
+def test_a_grant_refuses_exactly_what_check_times_refuses() -> None:
+    """The memo's two comparisons are ``check_times``'s, term for term (random floats, fixed
+    seed: fractional times and leeways where a reordered sum would round differently)."""
+    import random
+
+    from crudauth.errors import InvalidToken
+    from crudauth.transports.bearer.access import AccessGrant
+    from crudauth.transports.bearer.tokens import check_times
+
+    rng = random.Random(7)
+    # (iat, leeway, now) where ``iat > now + leeway`` and ``iat - leeway > now`` disagree
+    boundary = [
+        (19.817403483677637, 4.494910647887381, 15.322492835790255),
+        (17.815487762192056, 7.215400323407826, 10.600087438784229),
+    ]
+    for case in range(20_000 + len(boundary)):
+        if case < len(boundary):
+            iat, leeway, now = boundary[case]
+        else:
+            iat, leeway, now = rng.uniform(0, 40), rng.uniform(0, 10), rng.uniform(0, 60)
+        claims: dict[str, Any] = {
+            "sub": "1",
+            "ver": 0,
+            "scopes": [],
+            "jti": "j",
+            "iat": iat,
+            "exp": iat + rng.uniform(0, 20),
+        }
+        if case >= len(boundary) and rng.random() < 0.5:
+            claims["nbf"] = iat + rng.uniform(-5, 5)
+        grant = AccessGrant(claims, frozenset(), leeway)
+        try:
+            check_times(claims, now, leeway)
+            expected = True
+        except InvalidToken:
+            expected = False
+        assert grant.current(now) is expected, (claims, leeway, now)
 
 
 async def test_memoised_grants_are_not_shared_with_the_caller(make_env: Any) -> None:

@@ -14,10 +14,19 @@ def raw_header(scope: MutableMapping[str, Any], name: bytes) -> bytes | None:
     The same answer as ``request.headers.get(name)`` without building a ``Headers`` object: an
     authentication check on every request only needs to know whether its header is there.
     """
-    for key, value in scope["headers"]:
+    for key, value in _headers(scope):
         if key == name:
-            return value  # type: ignore[no-any-return]
+            return value
     return None
+
+
+def _headers(scope: MutableMapping[str, Any]) -> list[tuple[bytes, bytes]]:
+    """The scope's header list; any other iterable is made a list first and written back, as
+    Starlette's ``Headers`` does, so that nothing after this reads an exhausted iterator."""
+    headers = scope["headers"]
+    if not isinstance(headers, list):
+        headers = scope["headers"] = list(headers)
+    return headers
 
 
 def request_cookie(scope: MutableMapping[str, Any], name: str) -> str | None:
@@ -30,7 +39,7 @@ def request_cookie(scope: MutableMapping[str, Any], name: str) -> str | None:
     """
     found = None
     texts = []
-    for key, value in scope["headers"]:
+    for key, value in _headers(scope):
         if key != b"cookie":
             continue
         text = value.decode("latin-1")

@@ -204,8 +204,8 @@ class UserRepository:
         )
 
     def _getter(self, fields: list[str | None]) -> Callable[[Any], tuple[Any, ...]]:
-        """Reads ``fields`` of a row as one tuple; an unmapped field (or ``None``) reads as its
-        default, like ``value``."""
+        """Reads ``fields`` (two or more) of a row as one tuple; an unmapped field (or ``None``)
+        reads as its default, like ``value``."""
         names = [self._attrs.get(f) if f else None for f in fields]
         if not all(names):
             defaults = [_DEFAULTS.get(f) if f else None for f in fields]
@@ -223,12 +223,16 @@ class UserRepository:
             return by_attribute  # pragma: no cover - custom ORM instrumentation
         by_key = itemgetter(*names)
 
+        model = self.model
+
         def read(user: Any) -> tuple[Any, ...]:
+            if type(user) is not model:  # a subclass may shadow a column with a property
+                return by_attribute(user)
             try:
                 # A loaded column's value is the instance dict's entry: exactly what the
                 # ORM's attribute returns, without a descriptor call per column.
                 return by_key(user.__dict__)  # type: ignore[no-any-return]
-            except (KeyError, AttributeError):  # expired or deferred: the ORM loads it
+            except KeyError:  # expired or deferred: the ORM loads it
                 return by_attribute(user)
 
         return read

@@ -39,7 +39,16 @@ class AccessGrant:
     to every request that presents the token.
     """
 
-    __slots__ = ("_valid_from", "_valid_until", "expires_at", "jti", "scopes", "subject", "version")
+    __slots__ = (
+        "_expires",
+        "_leeway",
+        "_not_before",
+        "expires_at",
+        "jti",
+        "scopes",
+        "subject",
+        "version",
+    )
 
     def __init__(self, claims: dict[str, Any], grantable: frozenset[str], leeway: float) -> None:
         self.subject: str = claims["sub"]
@@ -49,15 +58,16 @@ class AccessGrant:
         self.scopes: frozenset[str] = frozenset(claims["scopes"]) & grantable
         self.jti: str = claims["jti"]
         self.expires_at: Any = claims["exp"]
-        # ``verify_token`` proved these are numbers; the same rules as ``check_times``:
-        # refused from ``exp + leeway`` on, and while ``iat`` or ``nbf`` is more than
-        # ``leeway`` ahead.
-        self._valid_until = float(claims["exp"]) + leeway
+        # ``verify_token`` proved these are numbers. The comparisons are ``check_times``'s,
+        # term for term: refused from ``exp + leeway`` on, and while ``iat`` or ``nbf`` is
+        # more than ``leeway`` ahead.
+        self._expires = float(claims["exp"]) + leeway
         issued = float(claims["iat"])
-        self._valid_from = max(issued, float(claims.get("nbf", issued))) - leeway
+        self._not_before = max(issued, float(claims.get("nbf", issued)))
+        self._leeway = leeway
 
     def current(self, now: float) -> bool:
-        return self._valid_from <= now < self._valid_until
+        return now < self._expires and self._not_before <= now + self._leeway
 
     def metadata(self) -> dict[str, Any]:
         """``Principal.metadata`` of a request carrying this token (a fresh dict each time)."""

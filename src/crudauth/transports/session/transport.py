@@ -26,6 +26,7 @@ from crudauth.runtime import AuthRuntime
 from crudauth.storage.base import SessionStore, StartedLoad
 from crudauth.storage.memory import MemorySessionStore
 from crudauth.transports.base import AuthContext, Transport, own_session
+from crudauth.transports.bearer.options import COOKIE_NAME
 from crudauth.transports.principals import build_principal, claims_snapshot
 from crudauth.transports.session.cookies import SessionCookies
 from crudauth.transports.session.manager import (
@@ -94,6 +95,9 @@ class SessionTransport(Transport):
             raise ConfigurationError("absolute_timeout_hours must be positive or None")
         if cleanup_interval_minutes <= 0:
             raise ConfigurationError("cleanup_interval_minutes must be positive")
+        for label, value in (("cookie_name", cookie_name), ("csrf_cookie_name", csrf_cookie_name)):
+            if not isinstance(value, str) or not COOKIE_NAME.match(value):
+                raise ConfigurationError(f"{label}={value!r} is not a valid cookie name")
         if cookie_name == csrf_cookie_name:
             raise ConfigurationError("cookie_name and csrf_cookie_name must differ")
         if storage_prefix == csrf_storage_prefix:
