@@ -188,6 +188,44 @@ async def test_a_failed_user_read_discards_the_started_store_read(make_env: Any)
         assert (await env.client.get("/private")).json() == {"user_id": 1, "via": "session"}
 
 
+async def test_a_request_cancelled_during_the_overlapped_read_leaves_the_lane_in_order(
+    make_env: Any,
+) -> None:
+    """The client goes away (the request task is cancelled) while the user row is being read
+    and the store's answer is on its way: the started read is cancelled, its reply is read
+    and dropped, and the next requests get their own answers, not the orphan's."""
+    env = await redis_env(make_env)
+    assert (await env.client.get("/private")).status_code == 200
+    manager = transport_of(env).manager
+    repo = env.auth.runtime.repo
+    started: list[Any] = []
+    reading = asyncio.Event()
+    on_start, on_get = manager.start_validation, repo.get
+
+    def spy_start(key: str) -> Any:
+        result = on_start(key)
+        started.append(result)
+        return result
+
+    async def slow_get(*_: Any) -> Any:
+        reading.set()
+        await asyncio.sleep(30)  # the database is slow; the client gives up first
+
+    manager.start_validation, repo.get = spy_start, slow_get  # type: ignore[method-assign]
+    try:
+        request = asyncio.ensure_future(env.client.get("/private"))
+        await asyncio.wait_for(reading.wait(), 5)
+        request.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await request
+    finally:
+        manager.start_validation, repo.get = on_start, on_get  # type: ignore[method-assign]
+    assert started and started[0] is not None
+    assert started[0][0].future.cancelled()
+    for _ in range(3):
+        assert (await env.client.get("/private")).json() == {"user_id": 1, "via": "session"}
+
+
 async def test_an_overlapped_read_survives_a_script_flush(make_env: Any) -> None:
     env = await redis_env(make_env)
     assert (await env.client.get("/private")).status_code == 200
