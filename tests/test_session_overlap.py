@@ -157,9 +157,9 @@ async def test_a_store_failure_during_an_overlapped_read_is_503(make_env: Any) -
     assert (await env.client.get("/private")).status_code == 200
 
 
-async def test_a_failed_user_read_discards_the_started_store_read(make_env: Any) -> None:
-    env = await redis_env(make_env)
-    assert (await env.client.get("/private")).status_code == 200
+@contextmanager
+def user_read_replaced(env: Env, get: Any) -> Iterator[list[Any]]:
+    """Swaps the repository's user read for ``get`` and records every started store read."""
     manager = transport_of(env).manager
     repo = env.auth.runtime.repo
     started: list[Any] = []
@@ -170,15 +170,25 @@ async def test_a_failed_user_read_discards_the_started_store_read(make_env: Any)
         started.append(result)
         return result
 
+    manager.start_validation, repo.get = spy_start, get  # type: ignore[method-assign]
+    try:
+        yield started
+    finally:
+        manager.start_validation, repo.get = on_start, on_get  # type: ignore[method-assign]
+
+
+async def test_a_failed_user_read_discards_the_started_store_read(make_env: Any) -> None:
+    env = await redis_env(make_env)
+    assert (await env.client.get("/private")).status_code == 200
+
     async def broken_get(*_: Any) -> Any:
         raise RuntimeError("the database is down")
 
-    manager.start_validation, repo.get = spy_start, broken_get  # type: ignore[method-assign]
-    try:
-        with pytest.raises(RuntimeError, match="database is down"):
-            await env.client.get("/private")
-    finally:
-        manager.start_validation, repo.get = on_start, on_get  # type: ignore[method-assign]
+    with (
+        user_read_replaced(env, broken_get) as started,
+        pytest.raises(RuntimeError, match="database is down"),
+    ):
+        await env.client.get("/private")
     assert started and started[0] is not None
     # The user read failed before the reply could arrive: the started read was cancelled, so
     # nobody is left holding an answer (or an error) that no one will read.
@@ -196,30 +206,18 @@ async def test_a_request_cancelled_during_the_overlapped_read_leaves_the_lane_in
     and dropped, and the next requests get their own answers, not the orphan's."""
     env = await redis_env(make_env)
     assert (await env.client.get("/private")).status_code == 200
-    manager = transport_of(env).manager
-    repo = env.auth.runtime.repo
-    started: list[Any] = []
     reading = asyncio.Event()
-    on_start, on_get = manager.start_validation, repo.get
-
-    def spy_start(key: str) -> Any:
-        result = on_start(key)
-        started.append(result)
-        return result
 
     async def slow_get(*_: Any) -> Any:
         reading.set()
         await asyncio.sleep(30)  # the database is slow; the client gives up first
 
-    manager.start_validation, repo.get = spy_start, slow_get  # type: ignore[method-assign]
-    try:
+    with user_read_replaced(env, slow_get) as started:
         request = asyncio.ensure_future(env.client.get("/private"))
         await asyncio.wait_for(reading.wait(), 5)
         request.cancel()
         with pytest.raises(asyncio.CancelledError):
             await request
-    finally:
-        manager.start_validation, repo.get = on_start, on_get  # type: ignore[method-assign]
     assert started and started[0] is not None
     assert started[0][0].future.cancelled()
     for _ in range(3):

@@ -107,6 +107,9 @@ return redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
 """
 )
 
+#: The constant start of the hot-path command: EVALSHA, the script, one key (3 more arguments).
+_LOAD_HEAD = b"*6\r\n" + bulk("EVALSHA") + bulk(_LOAD.sha) + bulk(1)
+
 # KEYS[1] value; ARGV expected, new value, ttl in ms.
 _COMPARE_AND_SET = Script(
     """
@@ -203,7 +206,6 @@ class RedisSessionStore(SessionStore):
         self.lane = lane_for(self.client, pipelined)
         self._reads: Any = self.lane or self.client
         self.starts_loads = self.lane is not None
-        self._load_parts: dict[float, tuple[bytes, bytes]] = {}
 
     def _key(self, key: str) -> str:
         return f"{self.namespace}{self.prefix}{key}"
@@ -282,15 +284,14 @@ class RedisSessionStore(SessionStore):
         return _StartedLoad(self, future, key, now, slide_after)
 
     def _load_command(self, key: str, now: float, slide_after: float) -> bytes:
-        """``EVALSHA <load> 1 <key> <now> <slide_after>`` in RESP; what ``evalsha`` would
-        send, with the script head and the (per-deployment constant) slide interval encoded
-        once instead of on every request."""
-        head, tail = self._load_parts.get(slide_after, (b"", b""))
-        if not head:
-            head = b"*6\r\n" + bulk("EVALSHA") + bulk(_LOAD.sha) + bulk(1)
-            tail = bulk(slide_after)
-            self._load_parts[slide_after] = (head, tail)
-        return b"%b%b%b%b" % (head, bulk(self._key(key)), bulk(repr(now)), tail)
+        """``EVALSHA <load> 1 <key> <now> <slide_after>`` in RESP, as ``evalsha`` would send
+        it, with the script's head encoded once (``_LOAD_HEAD``)."""
+        return b"%b%b%b%b" % (
+            _LOAD_HEAD,
+            bulk(self._key(key)),
+            bulk(repr(now)),
+            bulk(slide_after),
+        )
 
     async def update(self, key: str, changes: dict[str, Any]) -> bool:
         unknown = set(changes) - _FIELDS

@@ -41,7 +41,8 @@ except ImportError:  # pragma: no cover - exercised by tests that hide the modul
     hiredis = None
 
 
-def _bulk(arg: Any) -> bytes:
+def bulk(arg: Any) -> bytes:
+    """One argument of a command in RESP (a bulk string)."""
     if isinstance(arg, bytes):
         data = arg
     elif isinstance(arg, str):
@@ -55,14 +56,9 @@ def _bulk(arg: Any) -> bytes:
     return b"$%d\r\n%b\r\n" % (len(data), data)
 
 
-def bulk(arg: Any) -> bytes:
-    """One argument of a command in RESP (a bulk string), for callers that pre-encode."""
-    return _bulk(arg)
-
-
 def pack(args: Sequence[Any]) -> bytes:
     """A command in RESP: an array of bulk strings."""
-    return b"*%d\r\n%b" % (len(args), b"".join([_bulk(arg) for arg in args]))
+    return b"*%d\r\n%b" % (len(args), b"".join([bulk(arg) for arg in args]))
 
 
 _PING = pack(("PING",))
@@ -341,8 +337,8 @@ class RedisLane:
         return self.send_started(self._evalsha_payload(sha, numkeys, args))
 
     def send_started(self, payload: bytes) -> asyncio.Future[Any] | None:
-        """``evalsha_started`` for a command already in RESP (``pack``, ``evalsha_head``): a
-        caller that sends one command on every request encodes its constant part once."""
+        """``evalsha_started`` for a command already in RESP (see ``bulk``): a caller that
+        sends one command on every request encodes its constant part once."""
         connection = self._connections.get(asyncio.get_running_loop())
         if (
             connection is None
@@ -357,9 +353,9 @@ class RedisLane:
         head = self._script_heads.get((sha, numkeys))
         if head is None:
             head = self._script_heads[sha, numkeys] = b"".join(
-                [_bulk("EVALSHA"), _bulk(sha), _bulk(numkeys)]
+                [bulk("EVALSHA"), bulk(sha), bulk(numkeys)]
             )
-        return b"*%d\r\n%b%b" % (3 + len(args), head, b"".join([_bulk(a) for a in args]))
+        return b"*%d\r\n%b%b" % (3 + len(args), head, b"".join([bulk(a) for a in args]))
 
     async def eval(self, script: str, numkeys: int, *args: Any) -> Any:
         return await self.execute("EVAL", script, numkeys, *args)
