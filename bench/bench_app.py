@@ -8,6 +8,9 @@ Routes (all GET unless noted):
 - ``/bench/shape``: the floor's read inside a dependency shaped like ``current_user`` (the
   request plus the app's ``get_session``), no auth: what FastAPI's dependency resolution
   alone costs, so that ``protected / shape`` isolates crudauth's own share.
+- ``/bench/read``: the floor's read through ``UserRepository.get``, the reader ``current_user``
+  uses (a statement built once instead of ``Session.get``'s per-call ``SELECT``), no auth:
+  ``protected / read`` is what crudauth adds beyond its own row read (``bench/instructions.py``).
 - ``/bench/protected``: ``auth.current_user()`` (session cookie or bearer token).
 - ``/bench/claims``: ``auth.current_user(load_user=False)``.
 - ``/bench/sql``: how many SQL statements this process has sent (a ``before_cursor_execute``
@@ -125,7 +128,8 @@ app.include_router(auth.router)
 # The order matters: the router tries routes in turn (about 11k instructions each on this
 # machine), so a route further down pays for every route above it. Each compared pair is
 # adjacent, crudauth's route after its baseline (protected right after floor, claims right
-# after open), so the library's routes pay one route more, never one less.
+# after open), so the library's routes pay one route more, never one less; ``read`` (compared
+# with protected only by bench/instructions.py) sits above floor, two routes above protected.
 
 
 async def same_shape(request: Request, db: AsyncSession = Depends(get_session)) -> Any:
@@ -135,6 +139,13 @@ async def same_shape(request: Request, db: AsyncSession = Depends(get_session)) 
 
 @app.get("/bench/shape")
 async def shape(user: Any = Depends(same_shape)) -> dict[str, Any]:
+    return {"id": user.id}
+
+
+@app.get("/bench/read")
+async def read(db: AsyncSession = Depends(get_session)) -> dict[str, Any]:
+    user = await auth.runtime.repo.get(db, FLOOR_USER_ID)
+    assert user is not None
     return {"id": user.id}
 
 

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import run as bench
 
-ROUTES = ("open", "floor", "shape", "protected", "claims")
+ROUTES = ("open", "floor", "read", "shape", "protected", "claims")
 TRANSPORTS = {"session": "Cookie", "bearer": "Authorization"}
 # As in run.py, every route of a transport gets that transport's credential header.
 VARIANTS = {
