@@ -266,6 +266,35 @@ async def test_gates(load_example: Loader) -> None:
         assert (await stranger.get("/feed")).status_code == 401
 
 
+async def test_performance(load_example: Loader) -> None:
+    example = load_example("performance")
+    async with serve(example) as new_client:
+        admin, bob = new_client(), new_client()
+        await register(admin, email="admin@example.com", username="admin")
+        await register(bob, email="bob@example.com", username="bob")
+        async with example.SessionLocal() as db:
+            await db.execute(
+                update(example.User).where(example.User.id == 1).values(is_superuser=True)
+            )
+            await db.commit()
+        csrf = (await login(admin, "admin")).json()["csrf_token"]
+        await login(bob, "bob")
+
+        assert (await bob.get("/profile")).json() == {"username": "bob", "same_session": True}
+        assert (await bob.get("/feed")).json() == {"user_id": 2, "row_loaded": False}
+        assert (await bob.get("/users/1")).json() == {"username": "admin"}
+        assert (await bob.get("/users/9")).status_code == 404
+
+        r = await bob.post("/users/2/deactivate", headers={"X-CSRF-Token": "x" * 43})
+        assert r.status_code == 403
+        r = await admin.post("/users/2/deactivate", headers={"X-CSRF-Token": csrf})
+        assert r.json() == {"sessions_ended": 1}
+        # Refused at once, on the claims-only route too.
+        assert (await bob.get("/feed")).status_code == 401
+        assert (await bob.get("/profile")).status_code == 401
+        assert (await login(bob, "bob")).status_code == 401
+
+
 def reference_format(password: str) -> str:
     """A hash as earlier crudauth versions stored it: bcrypt over base64(SHA-256(password))."""
     digest = base64.b64encode(hashlib.sha256(password.encode()).digest())

@@ -153,7 +153,8 @@ async def test_the_read_does_not_go_through_session_get(
     def refuse(*_: Any, **__: Any) -> Any:
         raise AssertionError("Session.get called for a row outside the identity map")
 
-    monkeypatch.setattr(Session, "get", refuse)
+    # (``Session.get``'s worker: patching ``get`` itself would read as an app's override.)
+    monkeypatch.setattr(Session, "_get_impl", refuse)
     async with sessions() as db:
         user = await UserRepository(_Member).get(db, 1)
         assert user is not None and user.id == 1
@@ -257,3 +258,19 @@ async def test_an_id_that_is_not_the_primary_key_reads_as_before(
         assert await repo.get(db, 1) is not None
         assert (await repo.get(db, 1)).pk == (await plain.get(_PublicIdUser, 1)).pk
         assert await repo.get(db, 2) is None
+
+
+class _HidingSession(Session):
+    """An app's session whose ``get`` hides deactivated rows."""
+
+    def get(self, entity: Any, ident: Any, **kwargs: Any) -> Any:
+        found = super().get(entity, ident, **kwargs)
+        return None if found is not None and not found.is_active else found
+
+
+async def test_a_session_class_with_its_own_get_keeps_it(engine: AsyncEngine) -> None:
+    sessions = async_sessionmaker(engine, sync_session_class=_HidingSession)
+    async with sessions() as db:
+        assert await db.get(_Member, 3) is None
+        assert await UserRepository(_Member).get(db, 3) is None
+        assert await UserRepository(_Member).get(db, 1) is not None

@@ -16,7 +16,7 @@ from sqlalchemy import Column, Select, Table, UniqueConstraint, bindparam, func,
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.exc import IntegrityError, NoInspectionAvailable
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import ColumnProperty, InstrumentedAttribute, Mapper
+from sqlalchemy.orm import ColumnProperty, InstrumentedAttribute, Mapper, Session
 from sqlalchemy.orm.instrumentation import ClassManager
 
 from crudauth.errors import ConfigurationError
@@ -56,6 +56,9 @@ _DEFAULTS: Final[Mapping[str, Any]] = {
 
 #: The bound parameter of ``UserRepository.get``'s statement.
 _ID_PARAMETER: Final = "crudauth_user_id"
+#: SQLAlchemy's own ``get``: a session class that overrides it keeps its override.
+_ASYNC_GET: Final = AsyncSession.get
+_SYNC_GET: Final = Session.get
 
 #: What ``auth_row`` reads, in order (then the recovery factor's verified flag, if any).
 _AUTH_FIELDS: Final = ("id", "is_active", "token_version", "is_superuser", "email_verified")
@@ -257,14 +260,20 @@ class UserRepository:
         here with one statement built at startup instead (the same SQL, loaded into the same
         session, about 140k fewer instructions per call: docs/performance.md). A row the
         session already holds goes to ``db.get``, which returns it (or refreshes an expired
-        one) without a query, as before.
+        one) without a query, as before; so does every read through a session class that
+        overrides ``get``.
         """
         try:
             key = self.coerce_id(user_id)
         except (TypeError, ValueError):
             return None
         by_id = self._by_id
-        if by_id is None or self._mapper.identity_key_from_primary_key([key]) in db.identity_map:
+        if (
+            by_id is None
+            or type(db).get is not _ASYNC_GET  # an app's own ``get`` is honoured
+            or type(db.sync_session).get is not _SYNC_GET
+            or self._mapper.identity_key_from_primary_key([key]) in db.identity_map
+        ):
             return await db.get(self.model, key)
         found = await db.execute(by_id, {_ID_PARAMETER: key})
         return found.unique().scalars().one_or_none()
