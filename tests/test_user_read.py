@@ -274,3 +274,40 @@ async def test_a_session_class_with_its_own_get_keeps_it(engine: AsyncEngine) ->
         assert await db.get(_Member, 3) is None
         assert await UserRepository(_Member).get(db, 3) is None
         assert await UserRepository(_Member).get(db, 1) is not None
+
+
+class _TenantSession(AsyncSession):
+    """An app's session that narrows every statement it executes (here: to one tenant)."""
+
+    async def execute(self, statement: Any, *args: Any, **kwargs: Any) -> Any:
+        return await super().execute(statement.where(_Member.kind == "staff"), *args, **kwargs)
+
+
+async def test_a_session_class_with_its_own_execute_reads_as_session_get(
+    engine: AsyncEngine,
+) -> None:
+    """``Session.get`` never went through an ``AsyncSession.execute`` wrapper; the read must
+    not start to."""
+    sessions = async_sessionmaker(engine, class_=_TenantSession)
+    async with sessions() as db:
+        assert await db.get(_Member, 1) is not None
+        assert await UserRepository(_Member).get(db, 1) is not None
+
+
+async def test_a_sharded_session_keeps_its_identity_lookup(engine: AsyncEngine) -> None:
+    """Horizontal sharding keys held rows by shard: a row the session holds is returned
+    without a query on every shard, as ``Session.get`` does."""
+    from sqlalchemy.ext.horizontal_shard import ShardedSession
+
+    sessions = async_sessionmaker(
+        sync_session_class=ShardedSession,
+        shards={"main": engine.sync_engine},
+        shard_chooser=lambda *_, **__: "main",
+        identity_chooser=lambda *_, **__: ["main"],
+        execute_chooser=lambda *_: ["main"],
+    )
+    async with sessions() as db:
+        held = await db.get(_Member, 1)
+        with statements(engine) as sent:
+            assert await UserRepository(_Member).get(db, 1) is held
+        assert sent == []

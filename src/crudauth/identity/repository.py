@@ -56,9 +56,19 @@ _DEFAULTS: Final[Mapping[str, Any]] = {
 
 #: The bound parameter of ``UserRepository.get``'s statement.
 _ID_PARAMETER: Final = "crudauth_user_id"
-#: SQLAlchemy's own ``get``: a session class that overrides it keeps its override.
-_ASYNC_GET: Final = AsyncSession.get
-_SYNC_GET: Final = Session.get
+#: What ``Session.get`` runs on each side. A session class that replaces any of them (its own
+#: ``get``; an ``execute`` wrapper that ``get`` would not have gone through; horizontal
+#: sharding's identity lookup) keeps ``Session.get`` for the user read.
+_ASYNC_METHODS: Final = ("get", "execute")
+_SYNC_METHODS: Final = ("get", "_get_impl", "_identity_lookup")
+
+
+def _plain_session(async_type: type, sync_type: type) -> bool:
+    """True if these session classes read by primary key exactly as SQLAlchemy's own do."""
+    return all(
+        getattr(async_type, name, None) is getattr(AsyncSession, name) for name in _ASYNC_METHODS
+    ) and all(getattr(sync_type, name, None) is getattr(Session, name) for name in _SYNC_METHODS)
+
 
 #: What ``auth_row`` reads, in order (then the recovery factor's verified flag, if any).
 _AUTH_FIELDS: Final = ("id", "is_active", "token_version", "is_superuser", "email_verified")
@@ -112,6 +122,8 @@ class UserRepository:
         self._auth_fields = self._getter([*_AUTH_FIELDS, self.identity.recovery_verified_field])
         self._mapper = mapper
         self._by_id = self._primary_key_select(mapper)
+        #: ``_plain_session`` per (async, sync) session class pair seen.
+        self._plain_sessions: dict[tuple[type, type], bool] = {}
 
     # -- shape ---------------------------------------------------------------------------------
 
@@ -261,7 +273,7 @@ class UserRepository:
         session, about 140k fewer instructions per call: docs/performance.md). A row the
         session already holds goes to ``db.get``, which returns it (or refreshes an expired
         one) without a query, as before; so does every read through a session class that
-        overrides ``get``.
+        replaces ``get`` or what it runs (``_plain_session``).
         """
         try:
             key = self.coerce_id(user_id)
@@ -270,13 +282,19 @@ class UserRepository:
         by_id = self._by_id
         if (
             by_id is None
-            or type(db).get is not _ASYNC_GET  # an app's own ``get`` is honoured
-            or type(db.sync_session).get is not _SYNC_GET
+            or not self._is_plain(db)
             or self._mapper.identity_key_from_primary_key([key]) in db.identity_map
         ):
             return await db.get(self.model, key)
         found = await db.execute(by_id, {_ID_PARAMETER: key})
         return found.unique().scalars().one_or_none()
+
+    def _is_plain(self, db: AsyncSession) -> bool:
+        classes = (type(db), type(db.sync_session))
+        plain = self._plain_sessions.get(classes)
+        if plain is None:
+            plain = self._plain_sessions[classes] = _plain_session(*classes)
+        return plain
 
     def _primary_key_select(self, mapper: Mapper[Any]) -> Select[Any] | None:
         """``SELECT <model> WHERE <primary key> = :id``, built once; ``None`` (then every
