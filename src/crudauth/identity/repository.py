@@ -12,16 +12,17 @@ from collections.abc import Callable, Iterable, Mapping
 from operator import attrgetter, itemgetter
 from typing import Any, Final, NamedTuple
 
-from sqlalchemy import Column, Select, Table, UniqueConstraint, bindparam, func, select, update
+from sqlalchemy import Column, Table, UniqueConstraint, func, select, update
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.exc import IntegrityError, NoInspectionAvailable
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import ColumnProperty, InstrumentedAttribute, Mapper, Session
+from sqlalchemy.orm import ColumnProperty, InstrumentedAttribute
 from sqlalchemy.orm.instrumentation import ClassManager
 
 from crudauth.errors import ConfigurationError
 from crudauth.identity.config import IdentityConfig
 from crudauth.identity.identifiers import canonical_email, canonical_identifier, sql_lower_form
+from crudauth.identity.primary_key import ID_PARAMETER, PrimaryKeyRead
 
 LOGICAL_FIELDS: Final = (
     "id",
@@ -53,22 +54,6 @@ _DEFAULTS: Final[Mapping[str, Any]] = {
     "email_verified": False,
     "token_version": 0,
 }
-
-#: The bound parameter of ``UserRepository.get``'s statement.
-_ID_PARAMETER: Final = "crudauth_user_id"
-#: What ``Session.get`` runs on each side. A session class that replaces any of them (its own
-#: ``get``; an ``execute`` wrapper that ``get`` would not have gone through; horizontal
-#: sharding's identity lookup) keeps ``Session.get`` for the user read.
-_ASYNC_METHODS: Final = ("get", "execute")
-_SYNC_METHODS: Final = ("get", "_get_impl", "_identity_lookup")
-
-
-def _plain_session(async_type: type, sync_type: type) -> bool:
-    """True if these session classes read by primary key exactly as SQLAlchemy's own do."""
-    return all(
-        getattr(async_type, name, None) is getattr(AsyncSession, name) for name in _ASYNC_METHODS
-    ) and all(getattr(sync_type, name, None) is getattr(Session, name) for name in _SYNC_METHODS)
-
 
 #: What ``auth_row`` reads, in order (then the recovery factor's verified flag, if any).
 _AUTH_FIELDS: Final = ("id", "is_active", "token_version", "is_superuser", "email_verified")
@@ -120,10 +105,7 @@ class UserRepository:
         self._validate()
         self._id_type: type = columns[self.attr_name("id")].columns[0].type.python_type
         self._auth_fields = self._getter([*_AUTH_FIELDS, self.identity.recovery_verified_field])
-        self._mapper = mapper
-        self._by_id = self._primary_key_select(mapper)
-        #: ``_plain_session`` per (async, sync) session class pair seen.
-        self._plain_sessions: dict[tuple[type, type], bool] = {}
+        self._by_key = PrimaryKeyRead(model, mapper, columns[self.attr_name("id")].columns[0])
 
     # -- shape ---------------------------------------------------------------------------------
 
@@ -267,43 +249,18 @@ class UserRepository:
     async def get(self, db: AsyncSession, user_id: Any) -> Any | None:
         """The user row by primary key, as ``db.get`` returns it (``None`` if there is none).
 
-        Every authenticated request calls this. ``Session.get`` builds a new ``SELECT`` and
-        its cache key on each call; a row that is not in the session's identity map is read
-        here with one statement built at startup instead (the same SQL, loaded into the same
-        session, about 140k fewer instructions per call: docs/performance.md). A row the
-        session already holds goes to ``db.get``, which returns it (or refreshes an expired
-        one) without a query, as before; so does every read through a session class that
-        replaces ``get`` or what it runs (``_plain_session``).
+        Every authenticated request calls this: a row that ``db.get`` would have to query for
+        is read with a statement built once (``primary_key.py``), the rest by ``db.get``.
         """
         try:
             key = self.coerce_id(user_id)
         except (TypeError, ValueError):
             return None
-        by_id = self._by_id
-        if (
-            by_id is None
-            or not self._is_plain(db)
-            or self._mapper.identity_key_from_primary_key([key]) in db.identity_map
-        ):
-            return await db.get(self.model, key)
-        found = await db.execute(by_id, {_ID_PARAMETER: key})
-        return found.unique().scalars().one_or_none()
-
-    def _is_plain(self, db: AsyncSession) -> bool:
-        classes = (type(db), type(db.sync_session))
-        plain = self._plain_sessions.get(classes)
-        if plain is None:
-            plain = self._plain_sessions[classes] = _plain_session(*classes)
-        return plain
-
-    def _primary_key_select(self, mapper: Mapper[Any]) -> Select[Any] | None:
-        """``SELECT <model> WHERE <primary key> = :id``, built once; ``None`` (then every
-        read is ``db.get``) unless the id field is the table's one primary key column."""
-        primary_key = mapper.primary_key
-        id_column = self._columns[self.attr_name("id")].columns[0]
-        if len(primary_key) != 1 or primary_key[0] is not id_column:
-            return None
-        return select(self.model).where(id_column == bindparam(_ID_PARAMETER))
+        statement = self._by_key.statement_for(db, key)
+        if statement is not None:
+            found = await db.execute(statement, {ID_PARAMETER: key})
+            return found.unique().scalars().one_or_none()
+        return await db.get(self.model, key)
 
     async def current_epoch(self, db: AsyncSession, user_id: Any) -> int | None:
         """The committed ``token_version`` of ``user_id`` (``None`` if the row is gone), read
