@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import Depends, FastAPI
+from redis.asyncio import Redis as AsyncRedis
 from sqlalchemy import String, text
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -132,6 +133,7 @@ def _postgres_schema() -> Iterator[None]:
 async def make_env(database_url: str) -> AsyncIterator[AppFactory]:
     engines = []
     clients = []
+    redis_used = False
 
     async def factory(**options: Any) -> Env:
         engine = _engine(database_url)
@@ -160,6 +162,12 @@ async def make_env(database_url: str) -> AsyncIterator[AppFactory]:
             password_hasher=hasher,
             **options,
         )
+        nonlocal redis_used
+        redis_used = (
+            redis_used
+            or auth.runtime.redis_client is not None
+            or any(store.kind == "redis" for t in auth.transports for store in t.stores().values())
+        )
         app = FastAPI()
         app.include_router(auth.router)
 
@@ -182,6 +190,14 @@ async def make_env(database_url: str) -> AsyncIterator[AppFactory]:
         await client.aclose()
     for engine in engines:
         await engine.dispose()
+    if redis_used:
+        # Sessions of user 1, 2, ... at FrozenClock times (2027) would outrank a later test's
+        # real-time sign-in of the same user id under the per-user cap: leave nothing behind.
+        client = AsyncRedis.from_url(REDIS_TEST_URL)
+        try:
+            await client.flushdb()
+        finally:
+            await client.aclose()
 
 
 async def register(

@@ -179,6 +179,21 @@ class SessionStoreConformance:
         )
         assert len(await store.list_for_user("burst")) == 5
 
+    async def test_concurrent_logins_on_skewed_clocks_leave_exactly_the_cap(
+        self, store: SessionStore, clock: FrozenClock
+    ) -> None:
+        start = clock.now()
+        keys = [new_key() for _ in range(20)]
+        await asyncio.gather(
+            *(
+                store.create(
+                    k, make_record(clock, user_id="skew", at=start + (i * 37) % 11), max_per_user=5
+                )
+                for i, k in enumerate(keys)
+            )
+        )
+        assert len(await store.list_for_user("skew")) == 5
+
     async def test_concurrent_update_and_delete_do_not_resurrect(
         self, store: SessionStore, clock: FrozenClock
     ) -> None:
