@@ -103,9 +103,10 @@ class UserRepository:
                 self._attrs[logical] = logical
         self._columns: dict[str, ColumnProperty[Any]] = columns
         self._validate()
-        self._id_type: type = columns[self.attr_name("id")].columns[0].type.python_type
+        id_column = columns[self.attr_name("id")].columns[0]
+        self._id_type: type = id_column.type.python_type
         self._auth_fields = self._getter([*_AUTH_FIELDS, self.identity.recovery_verified_field])
-        self._by_key = PrimaryKeyRead(model, mapper, columns[self.attr_name("id")].columns[0])
+        self._by_key = PrimaryKeyRead(model, mapper, id_column)
 
     # -- shape ---------------------------------------------------------------------------------
 
