@@ -224,6 +224,15 @@ def verify_password(plain_password: str, hashed_password: str | None) -> bool:
     return default_hasher().verify(plain_password, hashed_password).ok
 
 
+def dummy_verify_password(plain_password: str) -> bool:
+    """Pay for one verification against a dummy hash and return ``False``.
+
+    For code paths with no account to check (an unknown user): without it, their faster answer
+    would tell an attacker which identifiers exist.
+    """
+    return default_hasher().verify(plain_password, None).ok
+
+
 async def verify_password_async(plain_password: str, hashed_password: str | None) -> bool:
     """``verify_password`` off the event loop."""
     return (await default_hasher().verify_async(plain_password, hashed_password)).ok

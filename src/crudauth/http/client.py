@@ -111,6 +111,11 @@ def client_ip(request: Request, proxies: ProxyConfig | int = 0) -> str | None:
     return _parse_ip(entries[-min(config.hops, len(entries))]) or peer
 
 
+def get_client_ip(request: Request, trusted_proxy_hops: ProxyConfig | int = 0) -> str:
+    """``client_ip`` in the reference's form: ``"unknown"`` when the request has no peer."""
+    return client_ip(request, trusted_proxy_hops) or "unknown"
+
+
 def _trusted(address: str | None, networks: tuple[Network, ...]) -> bool:
     if address is None:
         return False

@@ -70,3 +70,13 @@ def sql_lower_form(value: str) -> str:
 def canonical_email(value: str) -> str:
     """The stored and compared form of an email address."""
     return unicodedata.normalize("NFKC", value).strip().lower()
+
+
+def mask_email(value: str) -> str:
+    """A form of an address that is safe to log or show: ``alice@example.com`` becomes
+    ``a***@example.com``. The length of the local part is not revealed."""
+    local, at, domain = value.rpartition("@")
+    if not at:
+        local, domain = value, ""
+    masked = local[:1] + "***"
+    return f"{masked}@{domain}" if at else masked
