@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import Response
 
+from crudauth.errors import ConfigurationError
 from crudauth.principal import Principal
 
 if TYPE_CHECKING:
@@ -53,11 +54,20 @@ class Transport(ABC):
     async def authenticate(self, request: Request, ctx: AuthContext) -> Principal | None:
         """``None`` when no credential is present; raise when one is present but invalid."""
 
-    @abstractmethod
     async def complete_login(
         self, request: Request, response: Response, user: Any, options: Mapping[str, Any]
     ) -> dict[str, Any]:
-        """Issue this transport's credential for ``user`` and return the login body."""
+        """Issue this transport's credential for ``user`` and return the login body.
+
+        Optional: a transport that only reads a credential issued elsewhere (an API key, a
+        header set by a gateway) never signs anyone in. Only a sign-in that goes through such
+        a transport fails, with ``ConfigurationError``; authenticating requests works.
+        """
+        raise ConfigurationError(
+            f"{type(self).__name__} (transport {self.name!r}) cannot sign a user in: it does "
+            "not implement complete_login(). Sign in through a transport that issues "
+            "credentials (SessionTransport, BearerTransport), or implement complete_login()."
+        )
 
     async def end_sign_in(self, request: Request) -> None:  # noqa: B027 - optional hook
         """Revoke server-side what this transport issued to the browser of ``request`` (called
