@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pytest
@@ -88,3 +89,59 @@ async def test_derived_fields_may_be_a_model_or_sync(make_env):
     body = {"email": "bob@example.com", "username": "bob", "password": "correct horse battery"}
     assert (await env.client.post("/register", json=body)).status_code == 200
     assert (await stored(env)).bio == "from a model"
+
+
+# -- startup warnings --------------------------------------------------------------------------
+
+
+def startup_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "crudauth" and r.levelno == logging.WARNING
+    ]
+
+
+class PlainSignUp(BaseModel):
+    email: EmailStr
+    username: str
+    password: str
+    accept_terms: bool = True  # not a column: nothing to warn about
+
+
+class SelfPromotingSignUp(PlainSignUp):
+    is_superuser: bool = False
+
+
+class BioSignUp(PlainSignUp):
+    bio: str | None = None
+
+
+async def test_a_schema_declaring_a_privileged_field_is_warned_about(make_env, caplog):
+    with caplog.at_level(logging.WARNING, logger="crudauth"):
+        await make_env(register_schema=SelfPromotingSignUp)
+    [message] = startup_warnings(caplog)
+    assert "SelfPromotingSignUp" in message and "'is_superuser'" in message
+    assert "privileged" in message
+
+
+async def test_a_schema_column_not_opted_in_is_warned_about(make_env, caplog):
+    with caplog.at_level(logging.WARNING, logger="crudauth"):
+        await make_env(register_schema=BioSignUp)
+    [message] = startup_warnings(caplog)
+    assert "'bio'" in message and "register_extra_fields" in message
+
+
+async def test_a_schema_whose_columns_are_opted_in_is_not_warned_about(make_env, caplog):
+    with caplog.at_level(logging.WARNING, logger="crudauth"):
+        env = await make_env(register_schema=BioSignUp, register_extra_fields={"bio"})
+        env.auth.router  # noqa: B018 - building the routes must not warn either
+        await make_env(register_schema=PlainSignUp)
+    assert startup_warnings(caplog) == []
+
+
+async def test_owned_keys_in_new_user_defaults_are_warned_about(make_env, caplog):
+    with caplog.at_level(logging.WARNING, logger="crudauth"):
+        await make_env(new_user_defaults={"bio": "hi", "is_superuser": True})
+    [message] = startup_warnings(caplog)
+    assert "new_user_defaults" in message and "is_superuser" in message

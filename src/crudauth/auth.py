@@ -50,7 +50,6 @@ from crudauth.ratelimit.policy import (
 )
 from crudauth.ratelimit.throttle import Throttles
 from crudauth.register.router import build_register_route
-from crudauth.register.schemas import RegisterIn, UsernameRegisterIn
 from crudauth.register.service import NewUserFields, RegistrationService
 from crudauth.runtime import AuthRuntime
 from crudauth.storage.base import KeyValueStore
@@ -192,9 +191,7 @@ class CRUDAuth:
             new_user_defaults=new_user_defaults,
             new_user_fields=new_user_fields,
             delivery=self._emails,
-        )
-        self._register_schema = register_schema or (
-            RegisterIn if self.repo.has("email") else UsernameRegisterIn
+            schema=register_schema,
         )
         self._state.check_memory(production=self.production, warn=warn_on_memory_backend)
         self.sudo: SudoManager | None = self._build_sudo(sudo, limiter)
@@ -244,7 +241,7 @@ class CRUDAuth:
     def router(self) -> APIRouter:
         """Every route: register, account, then each transport's."""
         router = APIRouter()
-        router.include_router(build_register_route(self._registration, self._register_schema))
+        router.include_router(build_register_route(self._registration, self._registration.schema))
         router.include_router(self._account_router())
         if self.sudo is not None and self.sudo.config.route:
             router.include_router(

@@ -130,6 +130,10 @@ class UserRepository:
         length = getattr(col.type, "length", None)
         return length if isinstance(length, int) else None
 
+    def has_column(self, name: str) -> bool:
+        """True when the model maps an attribute ``name`` (logical or not)."""
+        return name in self._columns
+
     def logical_fields(self) -> list[str]:
         return list(self._attrs)
 

@@ -7,6 +7,7 @@ check, so timing does not reveal which identifiers exist.
 from __future__ import annotations
 
 import inspect
+import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal, Protocol
@@ -25,7 +26,10 @@ from crudauth.identity.identifiers import (
 )
 from crudauth.identity.repository import LOGICAL_FIELDS
 from crudauth.policy import PasswordContext
+from crudauth.register.schemas import RegisterIn, UsernameRegisterIn
 from crudauth.runtime import AuthRuntime
+
+logger = logging.getLogger("crudauth")
 
 REGISTRATION_ALLOWED_FIELDS: Final = frozenset({"email", "username"})
 REGISTRATION_GATED_FIELDS: Final = frozenset(LOGICAL_FIELDS) - REGISTRATION_ALLOWED_FIELDS
@@ -80,6 +84,7 @@ class RegistrationService:
         new_user_defaults: Mapping[str, Any] | None = None,
         new_user_fields: NewUserFields | None = None,
         delivery: RegistrationDelivery | None = None,
+        schema: type[BaseModel] | None = None,
     ) -> None:
         self.runtime = runtime
         #: With a delivery channel, a taken email (or recovery value) is answered like a new
@@ -97,7 +102,44 @@ class RegistrationService:
             raise ConfigurationError(f"register_extra_fields may not include {recovery!r}")
         self.extra_fields = frozenset(extras)
         self.new_user_defaults = self._owned_dropped(new_user_defaults or {})
+        dropped = sorted(set(new_user_defaults or {}) - set(self.new_user_defaults))
+        if dropped:
+            logger.warning(
+                "crudauth: new_user_defaults sets %s, which crudauth owns; they are ignored",
+                dropped,
+            )
         self.new_user_fields = new_user_fields
+        if schema is None:
+            schema = RegisterIn if repo.has("email") else UsernameRegisterIn
+        else:
+            self._warn_about_dropped_fields(schema)
+        #: The body of ``POST /register``.
+        self.schema: type[BaseModel] = schema
+
+    def _warn_about_dropped_fields(self, schema: type[BaseModel]) -> None:
+        """Say at startup which fields of a custom ``register_schema`` never reach the row:
+        a privileged one (a client must not make itself an admin), or a column the app did
+        not opt in through ``register_extra_fields``."""
+        repo, recovery = self.runtime.repo, self.runtime.identity.recovery_verified_field
+        for name in schema.model_fields:
+            if name == "password" or name in REGISTRATION_ALLOWED_FIELDS:
+                continue
+            if name == recovery or REGISTRATION_GATED_FIELDS & {name, repo.logical_name(name)}:
+                logger.warning(
+                    "crudauth: register_schema %s declares %r, a privileged field that "
+                    "crudauth owns; /register always drops it",
+                    schema.__name__,
+                    name,
+                )
+            elif name not in self.extra_fields and repo.has_column(name):
+                logger.warning(
+                    "crudauth: register_schema %s declares %r, a column of %s that is not in "
+                    "register_extra_fields; /register drops it (opt it in to let clients "
+                    "set it)",
+                    schema.__name__,
+                    name,
+                    repo.model.__name__,
+                )
 
     def _owned_dropped(self, values: Mapping[str, Any]) -> dict[str, Any]:
         repo = self.runtime.repo
