@@ -37,9 +37,17 @@ def choose_lockout_config(
         raise ConfigurationError("pass lockout= or SessionTransport(login_*=...), not both")
     if lockout is not None and not isinstance(lockout, LockoutConfig):
         raise ConfigurationError("lockout must be a crudauth.ratelimit.LockoutConfig")
-    if overrides:
-        return LockoutConfig(**overrides[0])
-    return lockout or LockoutConfig()
+    config = LockoutConfig(**overrides[0]) if overrides else lockout or LockoutConfig()
+    if config.max_attempts > config.max_consecutive_failures:
+        logger.warning(
+            "crudauth: LockoutConfig(max_attempts=%d) is above max_consecutive_failures=%d: "
+            "an identifier is locked until a password reset after %d failures in a row, before "
+            "its timed lock is reached",
+            config.max_attempts,
+            config.max_consecutive_failures,
+            config.max_consecutive_failures,
+        )
+    return config
 
 
 def production_from_env() -> bool:

@@ -90,7 +90,9 @@ class LockoutConfig:
     or an identifier) is locked for ``lockout_base_seconds * 2**round``, capped at
     ``lockout_max_seconds``; rounds are remembered for ``round_retention_seconds``. After
     ``max_consecutive_failures`` failures with no success in between, the identifier stays
-    locked until a password reset or ``clear`` (NIST SP 800-63B: at most 100).
+    locked until a password reset or ``clear`` (NIST SP 800-63B: at most 100). That cap holds
+    whatever ``max_attempts`` says: a larger ``max_attempts`` is accepted (and warned about
+    at startup), and the identifier still locks at the cap.
     """
 
     max_attempts: int = 5
@@ -120,8 +122,6 @@ class LockoutConfig:
             raise ConfigurationError("lockout_max_seconds must be >= lockout_base_seconds")
         if self.on_login_success not in ("clear_all", "clear_user_only"):
             raise ConfigurationError("on_login_success must be 'clear_all' or 'clear_user_only'")
-        if self.max_consecutive_failures < self.max_attempts:
-            raise ConfigurationError("max_consecutive_failures must be >= max_attempts")
 
 
 # -- lockout arithmetic -----------------------------------------------------------------------
