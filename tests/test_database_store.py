@@ -40,3 +40,51 @@ def test_a_negative_purge_interval_is_refused():
     engine = create_async_engine("sqlite+aiosqlite://")
     with pytest.raises(ValueError):
         DatabaseStore(async_sessionmaker(engine), purge_every=-1)
+
+
+async def test_expired_rows_are_purged_every_cleanup_interval(tmp_path: Path):
+    import asyncio
+
+    from crudauth import CRUDAuth, SessionTransport
+    from tests.conftest import SECRET, User
+
+    engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'interval.db'}")
+    clock = FrozenClock()
+    store = DatabaseStore(async_sessionmaker(engine), clock=clock, purge_every=0)
+    await store.create_tables()
+    values = store.kv_store()
+
+    async def rows() -> int:
+        async with store.sessionmaker() as db:
+            return int(
+                (await db.execute(select(func.count()).select_from(store.store_table))).scalar_one()
+            )
+
+    async def rows_after(seconds: float) -> int:
+        """The row count once it reaches 0, or after ``seconds``."""
+        for _ in range(int(seconds / 0.02)):
+            if await rows() == 0:
+                break
+            await asyncio.sleep(0.02)
+        return await rows()
+
+    auth = CRUDAuth(
+        session=lambda: None,
+        user_model=User,
+        SECRET_KEY=SECRET,
+        database_store=store,
+        transports=[SessionTransport(cleanup_interval_minutes=0.001)],  # every 60 ms
+    )
+    try:
+        await auth.initialize()
+        try:
+            await values.set("dead", "1", 10)
+            clock.advance(11)  # dead now; purge_every=0: only the interval can remove it
+            assert await rows_after(5) == 0
+        finally:
+            await auth.shutdown()
+        await values.set("dead-after-shutdown", "1", 10)
+        clock.advance(11)
+        assert await rows_after(0.3) == 1  # the purge stopped with the app
+    finally:
+        await engine.dispose()

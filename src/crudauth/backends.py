@@ -3,6 +3,8 @@ store lives where, who owns each client, and in what order they open and close."
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
 from collections.abc import Sequence
@@ -106,6 +108,20 @@ def shared_backends(
     return SharedBackends(redis_client, owns_redis=False, database_store=database_store)
 
 
+DEFAULT_CLEANUP_INTERVAL = 15 * 60.0
+
+
+async def purge_periodically(store: DatabaseStore, interval: float) -> None:
+    """Delete expired rows every ``interval`` seconds: SQL has no TTL, and a table of dead
+    sessions and counters only grows (the store also purges every ``purge_every`` writes)."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await store.purge_expired()
+        except Exception:  # an unreachable database must not end the loop
+            logger.warning("crudauth: purging expired rows failed; will retry", exc_info=True)
+
+
 @dataclass
 class StateBackends:
     """Every piece of server-side state, and the lifecycle that opens and closes it."""
@@ -115,6 +131,13 @@ class StateBackends:
     limiter: RateLimiterBackend
     tokens: KeyValueStore
     _opened: bool = field(default=False, init=False)
+    _purger: asyncio.Task[None] | None = field(default=None, init=False)
+
+    def cleanup_interval(self) -> float:
+        """Seconds between purges of the SQL store: the shortest session transport's
+        ``cleanup_interval_minutes``, else 15 minutes."""
+        intervals = [t.cleanup_interval for t in self.transports if isinstance(t, SessionTransport)]
+        return min(intervals, default=DEFAULT_CLEANUP_INTERVAL)
 
     def memory_parts(self) -> list[str]:
         parts = []
@@ -162,11 +185,28 @@ class StateBackends:
         for transport in self.transports:
             await transport.initialize()
         await self.tokens.initialize()
+        store = self.shared.database_store
+        if store is not None:
+            self._purger = asyncio.create_task(
+                purge_periodically(store, self.cleanup_interval()), name="crudauth-purge"
+            )
         self._opened = True
+
+    async def _stop_purging(self) -> None:
+        purger, self._purger = self._purger, None
+        if purger is not None:
+            purger.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await purger
 
     async def shutdown(self) -> None:
         """Close in reverse dependency order; every step runs, the first error is re-raised."""
-        steps = [*(t.shutdown for t in self.transports), self.tokens.close, self.limiter.close]
+        steps = [
+            self._stop_purging,
+            *(t.shutdown for t in self.transports),
+            self.tokens.close,
+            self.limiter.close,
+        ]
         if self.shared.owns_redis:
             from crudauth.storage.redis_support import close_client
 

@@ -130,6 +130,9 @@ class SessionTransport(Transport):
             max_sessions_per_user=max_sessions_per_user,
         )
         self.remember_me_seconds = int(remember)
+        #: How often expired rows are purged from CRUDAuth(database_store=...); Redis and
+        #: memory stores expire records on their own.
+        self.cleanup_interval = cleanup_interval_minutes * 60
         self._storage = storage
         self._lockout = {
             name: value
