@@ -12,6 +12,7 @@ from fastapi import Depends, FastAPI
 from sqlalchemy import Boolean, Integer, String, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from starlette.requests import Request
 
 from crudauth import (
     ConfigurationError,
@@ -130,6 +131,43 @@ def test_existing_table_without_its_column_map_is_refused():
 
 def test_column_map_over_an_existing_table_is_accepted():
     assert build(user_model=LegacyAccount, column_map=LEGACY_COLUMNS).repo
+
+
+# -- reference options: implemented, or refused ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "option",
+    [
+        {"oauth": {"google": object()}},
+        {"redirect_base_url": "https://app.example.com"},
+        {"oauth_response_mode": "json"},
+        {"oauth_response_mode": "nonsense"},
+        {"oauth_default_redirect": "/signed-in"},
+    ],
+)
+def test_oauth_options_are_refused_until_oauth_exists(option):
+    with pytest.raises(ConfigurationError, match="not available"):
+        build(**option)
+
+
+async def test_resolve_principal_refuses_to_skip_the_activity_update(make_env):
+    env = await make_env()
+    await register(env.client)
+    await login(env.client)
+    request = Request(
+        {
+            "type": "http",
+            "method": "GET",
+            "path": "/",
+            "headers": [(b"cookie", f"session_id={env.client.cookies['session_id']}".encode())],
+        }
+    )
+    principal = await env.auth.resolve_principal(request)
+    assert principal is not None and principal.user_id == 1
+    assert await env.auth.resolve_principal(request, update_activity=True) is not None
+    with pytest.raises(ConfigurationError, match="update_activity=False"):
+        await env.auth.resolve_principal(request, update_activity=False)
 
 
 # -- production mode ------------------------------------------------------------------------

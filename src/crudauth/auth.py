@@ -64,7 +64,15 @@ from crudauth.transports.session.manager import SessionManager
 from crudauth.transports.session.transport import SessionTransport
 
 #: Reference options whose features are not built yet: accepted by name, refused if used.
-_NOT_YET = ("oauth", "oauth_paths", "mfa", "legacy_verifiers")
+_NOT_YET = (
+    "oauth",
+    "oauth_paths",
+    "oauth_response_mode",
+    "oauth_default_redirect",
+    "redirect_base_url",
+    "mfa",
+    "legacy_verifiers",
+)
 
 
 class CRUDAuth:
@@ -101,9 +109,6 @@ class CRUDAuth:
         password_policy: PasswordPolicy | None = None,
         fresh_sign_in_seconds: int = 600,
         algorithm: str = "HS256",
-        redirect_base_url: str | None = None,
-        oauth_response_mode: str = "redirect",
-        oauth_default_redirect: str | None = None,
         production: bool | None = None,
         clock: Clock | None = None,
         password_hasher: PasswordHasher | None = None,
@@ -403,9 +408,17 @@ class CRUDAuth:
             return sign_in.user
 
     async def resolve_principal(
-        self, request: Request, update_activity: bool = False
+        self, request: Request, update_activity: bool = True
     ) -> Principal | None:
-        """For middleware: the principal of ``request``, or ``None`` if absent or invalid."""
+        """For middleware: the principal of ``request``, or ``None`` if absent or invalid.
+
+        Resolving a session is a use of it: its idle window slides as on any request.
+        """
+        if not update_activity:
+            raise ConfigurationError(
+                "resolve_principal(update_activity=False) is not available: resolving a "
+                "session always counts as activity"
+            )
         async with own_session(self.session) as db:
             try:
                 return await self._resolver.resolve(request, db)
