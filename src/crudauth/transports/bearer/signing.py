@@ -85,7 +85,8 @@ def _crypto() -> Any:
         from cryptography.hazmat.primitives import serialization
     except ImportError:  # pragma: no cover - depends on the installed extras
         raise ConfigurationError(
-            "asymmetric bearer keys need the 'cryptography' package (pip install crudauth[mfa])"
+            "asymmetric bearer keys need the 'cryptography' package: "
+            "pip install 'crudauth[jwt-keys]'"
         ) from None
     return serialization
 

@@ -1,0 +1,48 @@
+"""The package's extras name what they enable, and nothing installs a dependency no code uses."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+tomllib: Any = pytest.importorskip("tomllib")  # Python 3.11+
+
+
+def extras() -> dict[str, list[str]]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    return dict(project["optional-dependencies"])
+
+
+def source() -> str:
+    return "\n".join(p.read_text() for p in (ROOT / "src" / "crudauth").rglob("*.py"))
+
+
+def test_every_feature_extra_is_used_by_the_package() -> None:
+    # The distribution each extra brings, and the module the package imports from it.
+    modules = {"redis": "redis", "cryptography": "cryptography", "user-agents": "user_agents"}
+    code = source()
+    for name, requirements in extras().items():
+        if name in ("all", "dev"):
+            continue
+        distributions = [re.split(r"[<>=;\[ ]", r, maxsplit=1)[0] for r in requirements]
+        used = [
+            d
+            for d in distributions
+            if d in modules and re.search(rf"^\s*(from|import) {modules[d]}\b", code, re.M)
+        ]
+        assert used == [d for d in distributions if d in modules] and used, (name, requirements)
+
+
+def test_extras_are_the_features_that_exist() -> None:
+    assert set(extras()) == {"redis", "jwt-keys", "useragent", "all", "dev"}
+    assert extras()["all"] == ["crudauth[redis,jwt-keys,useragent]"]
+
+
+def test_asymmetric_keys_point_at_the_jwt_keys_extra() -> None:
+    code = source()
+    assert "crudauth[jwt-keys]" in code and "crudauth[mfa]" not in code
