@@ -88,3 +88,29 @@ async def test_expired_rows_are_purged_every_cleanup_interval(tmp_path: Path):
         assert await rows_after(0.3) == 1  # the purge stopped with the app
     finally:
         await engine.dispose()
+
+
+async def test_the_cap_s_ranking_adds_no_statement_to_a_slide_or_a_sign_in(tmp_path: Path):
+    from sqlalchemy import event
+
+    from crudauth.testing import make_record, new_key
+
+    engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'rank.db'}")
+    clock = FrozenClock()
+    store = DatabaseStore(async_sessionmaker(engine), clock=clock)
+    await store.create_tables()
+    sessions = store.session_store()
+    sent: list[str] = []
+    event.listen(
+        engine.sync_engine,
+        "before_cursor_execute",
+        lambda _c, _cur, statement, *_: sent.append(statement.split()[0]),
+    )
+    key = new_key()
+    await sessions.create(key, make_record(clock), max_per_user=5)
+    # The database numbers the sign-in inside its INSERT: no separate read of the sequence.
+    assert sent == ["DELETE", "INSERT", "SELECT"]
+    sent.clear()
+    assert await sessions.load(key, now=clock.now() + 61, slide_after=60) is not None
+    assert sent == ["SELECT", "UPDATE"]  # and the slide inside its UPDATE
+    await engine.dispose()

@@ -71,7 +71,13 @@ class SessionStore(ABC):
     @abstractmethod
     async def create(self, key: str, record: SessionRecord, *, max_per_user: int) -> list[str]:
         """Store ``record``, index it under its user, and evict the least recently active
-        sessions beyond ``max_per_user`` (0 means no cap). Return the evicted keys."""
+        sessions beyond ``max_per_user`` (0 means no cap). Return the evicted keys.
+
+        "Recently active" is the store's own order of each record's creation and slides (see
+        ``load``), never the records' times: those come from the callers' clocks, which
+        disagree between workers, and a sign-in on a clock that runs behind must not rank its
+        own new session last. Concurrent creates on any worker rank by that same order, so
+        together they leave exactly ``max_per_user``."""
 
     @abstractmethod
     async def load(self, key: str, *, now: float, slide_after: float) -> SessionRecord | None:

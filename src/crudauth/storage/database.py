@@ -1,7 +1,8 @@
 """SQL backends (PostgreSQL, SQLite): sessions and single-use values in the app's database.
 
 Expiry is decided with the clock crudauth is given, and every row also records its deadline so
-that ``purge_expired`` can clear the dead ones in bulk.
+that ``purge_expired`` can clear the dead ones in bulk. The per-user cap ranks by ``seq``, the
+database's own order of each session's sign-in and slides, never by a worker's clock.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from sqlalchemy import (
     Text,
     and_,
     delete,
+    func,
     insert,
     select,
     text,
@@ -170,6 +172,20 @@ def _cold(record: SessionRecord) -> str:
     return json.dumps({k: v for k, v in record.to_dict().items() if k not in _HOT})
 
 
+def _next_seq(table: Table, user_id: str) -> Any:
+    """The user's next ``seq``: one past the highest of their rows, read by the database.
+
+    ``seq`` orders a user's sessions by their latest sign-in or slide for the cap. Workers'
+    clocks disagree, and one whose clock is behind would rank the session it just created
+    below the others and evict it; the database's order is the same for every worker."""
+    peer = table.alias("peer")
+    return (
+        select(func.coalesce(func.max(peer.c.seq), 0) + 1)
+        .where(peer.c.user_id == user_id)
+        .scalar_subquery()
+    )
+
+
 async def _lock_user(db: AsyncSession, user_id: str) -> None:
     # Serialise one user's logins so that the cap holds under concurrency. SQLite already
     # serialises writers; PostgreSQL gets a transaction-scoped advisory lock.
@@ -202,12 +218,11 @@ class DatabaseSessionStore(SessionStore):
         async with self.owner.transaction() as db:
             await _lock_user(db, record.user_id)
             await db.execute(delete(t).where(t.c.key == key))
-            seq = (await db.execute(select(t.c.seq).order_by(t.c.seq.desc()).limit(1))).scalar()
             await db.execute(
                 insert(t).values(
                     key=key,
                     user_id=record.user_id,
-                    seq=(seq or 0) + 1,
+                    seq=_next_seq(t, record.user_id),
                     last_activity=record.last_activity,
                     idle_timeout=record.idle_timeout,
                     absolute_expires_at=record.absolute_expires_at,
@@ -222,7 +237,10 @@ class DatabaseSessionStore(SessionStore):
                 await db.execute(
                     select(t.c.key)
                     .where(t.c.user_id == record.user_id, _deadline_clause(t, now))
-                    .order_by(t.c.last_activity.desc(), t.c.seq.desc())
+                    # A slide that commits while this sign-in holds the user's lock can tie
+                    # with the new row's seq (it counted without it); the tie keeps the new
+                    # session, which is the one this sign-in hands out.
+                    .order_by(t.c.seq.desc(), (t.c.key == key).desc())
                     .offset(max_per_user)
                 )
             ).all()
@@ -246,7 +264,7 @@ class DatabaseSessionStore(SessionStore):
                 await db.execute(
                     update(t)
                     .where(t.c.key == key, t.c.last_activity < now)
-                    .values(last_activity=now)
+                    .values(last_activity=now, seq=_next_seq(t, record.user_id))
                 )
                 record = replace(record, last_activity=now)
         return record

@@ -23,8 +23,10 @@ class MemorySessionStore(SessionStore):
         self._clock = clock or SystemClock()
         self._records: dict[str, SessionRecord] = {}
         self._by_user: dict[str, set[str]] = {}
-        self._seq: dict[str, int] = {}
-        self._next_seq = 0
+        #: The cap's ranking: when each record was created or last slid, as this store's own
+        #: sequence. The records' times come from the caller, whose clock may run behind.
+        self._touched: dict[str, int] = {}
+        self._events = 0
 
     def _live(self, key: str, now: float | None = None) -> SessionRecord | None:
         record = self._records.get(key)
@@ -37,7 +39,7 @@ class MemorySessionStore(SessionStore):
 
     def _drop(self, key: str) -> bool:
         record = self._records.pop(key, None)
-        self._seq.pop(key, None)
+        self._touched.pop(key, None)
         if record is None:
             return False
         keys = self._by_user.get(record.user_id)
@@ -50,17 +52,20 @@ class MemorySessionStore(SessionStore):
     def _user_keys(self, user_id: str) -> list[str]:
         return [k for k in list(self._by_user.get(user_id, ())) if self._live(k) is not None]
 
+    def _touch(self, key: str) -> None:
+        self._events += 1
+        self._touched[key] = self._events
+
     async def create(self, key: str, record: SessionRecord, *, max_per_user: int) -> list[str]:
         self._drop(key)
-        self._next_seq += 1
-        self._seq[key] = self._next_seq
+        self._touch(key)
         self._records[key] = replace(record, metadata=dict(record.metadata))
         self._by_user.setdefault(record.user_id, set()).add(key)
         live = self._user_keys(record.user_id)
         evicted: list[str] = []
         if max_per_user > 0 and len(live) > max_per_user:
-            # Least recently active first, then oldest login: the same order every backend uses.
-            live.sort(key=lambda k: (self._records[k].last_activity, self._seq[k]))
+            # Least recently created or slid first: one process, so one order for every caller.
+            live.sort(key=self._touched.__getitem__)
             evicted = live[: len(live) - max_per_user]
             for old in evicted:
                 self._drop(old)
@@ -72,6 +77,7 @@ class MemorySessionStore(SessionStore):
             return None
         if now - record.last_activity >= slide_after:
             record.last_activity = now
+            self._touch(key)
         return replace(record, metadata=dict(record.metadata))
 
     async def update(self, key: str, changes: dict[str, Any]) -> bool:

@@ -4,7 +4,9 @@ Layout (``ns`` defaults to ``crudauth:``):
 
 - ``{ns}session:<digest>``: a HASH, one JSON-encoded field per record attribute, expiring with
   the session. Attributes live in separate fields so that an update rewrites only what it
-  changes, and the hot-path script never re-encodes JSON (Redis's cjson rounds numbers).
+  changes, and the hot-path script never re-encodes JSON (Redis's cjson rounds numbers). One
+  more field, ``activity_us``, is the server's ``TIME`` when the record was created or last
+  slid: the per-user cap ranks by it.
 - ``{ns}{u:<user id>}:sessions``: a sorted set of the user's record keys. The hash tag keeps
   every per-user key in one Cluster slot.
 - ``{ns}kv:<key>``: single-use values.
@@ -46,12 +48,27 @@ def _at(name: str) -> int:
     return _ORDER.index(name) + 1  # Lua counts from 1
 
 
+#: The hash field the per-user cap ranks by. Workers' clocks disagree, and a worker whose clock
+#: is behind would rank the session it just created below the others and evict it; Redis's own
+#: ``TIME``, read inside the scripts that create and slide a record, is one clock for all.
+_RANKED_BY = "activity_us"
+
+# The server's time in whole microseconds, as a string of digits (Lua's numbers would print
+# it rounded).
+_SERVER_US = """
+local function server_us()
+  local now = redis.call('TIME')
+  return now[1] .. string.format('%06d', tonumber(now[2]))
+end
+"""
+
 # KEYS[1] record; ARGV now, slide_after. Returns the values of _ORDER as one JSON array (each
 # field is stored JSON-encoded; null where one is missing), or nil if the record is dead. One
 # HMGET inside the script (two commands per request in INFO commandstats: EVALSHA and HMGET);
-# HSET and EXPIRE run only when the throttled slide is due.
+# TIME, HSET and EXPIRE run only when the throttled slide is due.
 _LOAD = Script(
-    f"""
+    _SERVER_US
+    + f"""
 local values = redis.call('HMGET', KEYS[1], {", ".join(repr(name) for name in _ORDER)})
 if not values[1] then return false end
 local last = tonumber(values[{_at("last_activity")}])
@@ -63,7 +80,7 @@ if not (last and idle and absolute) or math.min(last + idle, absolute) <= now th
   return false
 end
 if now - last >= tonumber(ARGV[2]) then
-  redis.call('HSET', KEYS[1], 'last_activity', ARGV[1])
+  redis.call('HSET', KEYS[1], 'last_activity', ARGV[1], '{_RANKED_BY}', server_us())
   redis.call('EXPIRE', KEYS[1], math.max(1, math.ceil(math.min(now + idle, absolute) - now)))
   values[{_at("last_activity")}] = ARGV[1]
 end
@@ -85,17 +102,18 @@ return 1
 
 # KEYS[1] record; ARGV ttl, field, value, ...
 _CREATE = Script(
-    """
+    _SERVER_US
+    + f"""
 redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+redis.call('HSET', KEYS[1], '{_RANKED_BY}', server_us(), unpack(ARGV, 2))
 redis.call('EXPIRE', KEYS[1], ARGV[1])
 return 1
 """
 )
 
 # KEYS[1] index, KEYS[2] the user's login counter (same slot); ARGV member, ttl.
-# The score is a per-user sequence number, so every worker ranks logins in the same order.
-# Returns every member with its score.
+# The score is a per-user sequence number: it breaks ties between records stamped in the same
+# microsecond. Returns every member with its score.
 _INDEX = Script(
     """
 local seq = redis.call('INCR', KEYS[2])
@@ -240,21 +258,23 @@ class RedisSessionStore(SessionStore):
     async def _enforce_cap(
         self, index: str, members: list[tuple[str, float]], max_per_user: int
     ) -> list[str]:
-        # Read every member's activity in one pipeline; drop the dead from the index, then
-        # evict the least recently active beyond the cap. Concurrent logins on any worker rank
-        # by the same order (activity, then login sequence), so together they leave exactly
-        # the top N, never fewer.
+        # Read every member's rank in one pipeline; drop the dead from the index, then evict
+        # the least recently active beyond the cap. Every worker ranks by the same stored
+        # values (the server's time of the last create or slide, then the login sequence), so
+        # concurrent logins together leave exactly the top N, never fewer.
         pipe = self.client.pipeline(transaction=False)
         for member, _ in members:
-            pipe.hget(member, "last_activity")
-        activity = await pipe.execute()
-        live: list[tuple[float, float, str]] = []
+            pipe.hmget(member, _RANKED_BY, "last_activity")
+        ranks = await pipe.execute()
+        live: list[tuple[int, float, str]] = []
         dead: list[str] = []
-        for (member, seq), value in zip(members, activity, strict=True):
-            if value is None:
+        for (member, seq), (stamp, last) in zip(members, ranks, strict=True):
+            if last is None:
                 dead.append(member)
-            else:
-                live.append((float(text(value)), seq, member))
+            elif stamp is not None:
+                live.append((int(text(stamp)), seq, member))
+            else:  # written before records carried the stamp: the worker's time stands in
+                live.append((int(float(text(last)) * 1_000_000), seq, member))
         evicted: list[str] = []
         if max_per_user > 0 and len(live) > max_per_user:
             live.sort(reverse=True)

@@ -145,6 +145,48 @@ class SessionStoreConformance:
         live = {k for k, _ in await store.list_for_user("1")}
         assert live == {keys[0], keys[2], newest}
 
+    async def test_a_sign_in_on_a_clock_behind_keeps_its_session_and_evicts_the_least_recent(
+        self, store: SessionStore, clock: FrozenClock
+    ) -> None:
+        # Workers' clocks disagree: the sign-in's worker runs ten minutes behind the worker that
+        # served the user's other sessions. The cap ranks by the store's order of events, so
+        # the session just created is the most recent one, not the oldest.
+        behind = clock.now()
+        ahead = behind + 600
+        keys = [new_key() for _ in range(3)]
+        for key in keys:
+            await store.create(key, make_record(clock, at=ahead - 300, idle=1800), max_per_user=3)
+        for key in (keys[0], keys[2]):  # the middle session goes quiet
+            assert await store.load(key, now=ahead, slide_after=60) is not None
+        newest = new_key()
+        evicted = await store.create(
+            newest, make_record(clock, at=behind, idle=1800), max_per_user=3
+        )
+        assert evicted == [keys[1]]
+        live = {k for k, _ in await store.list_for_user("1")}
+        assert live == {keys[0], keys[2], newest}
+
+    async def test_a_slide_on_a_clock_behind_counts_as_the_latest_activity(
+        self, store: SessionStore, clock: FrozenClock
+    ) -> None:
+        # The idle windows are long enough that either worker's clock sees every session live.
+        behind = clock.now()
+        ahead = behind + 600
+        used = new_key()
+        await store.create(used, make_record(clock, at=behind - 120, idle=1800), max_per_user=3)
+        quiet = [new_key() for _ in range(2)]
+        for key in quiet:
+            await store.create(key, make_record(clock, at=ahead, idle=1800), max_per_user=3)
+        # The worker behind serves the first session after the others signed in elsewhere.
+        assert await store.load(used, now=behind, slide_after=60) is not None
+        newest = new_key()
+        evicted = await store.create(
+            newest, make_record(clock, at=ahead + 1, idle=1800), max_per_user=3
+        )
+        assert evicted == [quiet[0]]
+        live = {k for k, _ in await store.list_for_user("1")}
+        assert live == {used, quiet[1], newest}
+
     async def test_zero_cap_means_unlimited(self, store: SessionStore, clock: FrozenClock) -> None:
         for _ in range(8):
             await store.create(new_key(), make_record(clock, user_id="u0"), max_per_user=0)
