@@ -16,6 +16,7 @@ from crudauth.identity.repository import AuthRow
 from crudauth.keys import Purpose
 from crudauth.principal import Principal
 from crudauth.runtime import AuthRuntime
+from crudauth.tokenshape import TokenShape
 from crudauth.transports.base import AuthContext, Transport
 from crudauth.transports.bearer.access import AccessTokens, unauthorized
 from crudauth.transports.bearer.claims import ClaimsEntries
@@ -30,6 +31,7 @@ from crudauth.transports.bearer.signing import (
     hmac_keyset,
 )
 from crudauth.transports.bearer.tokens import (
+    MAX_TOKEN_BYTES,
     InvalidToken,
     TokenRules,
     TokenType,
@@ -44,6 +46,7 @@ from crudauth.transports.session.transport import SessionTransport
 RefreshMode = Literal["cookie", "body"]
 DAY = 86400
 TOKEN_TYPE = "bearer"  # noqa: S105 - the OAuth 2.0 token_type, not a secret
+REFRESH_SHAPE = TokenShape(max_length=MAX_TOKEN_BYTES, parts=3)  # a compact JWS
 
 
 class BearerTransport(Transport):
@@ -323,6 +326,12 @@ class BearerTransport(Transport):
             return body_token
         return None
 
+    def _refresh_claims(self, token: str, now: float) -> dict[str, Any]:
+        """A refresh token's verified claims; its shape is checked before any decoding."""
+        if not REFRESH_SHAPE.check(token):
+            raise InvalidToken("malformed refresh token")
+        return verify_token(token, self.refresh_keys, TokenType.REFRESH, rules=self.rules, now=now)
+
     async def refresh(
         self, db: AsyncSession, token: str, request: Request | None = None
     ) -> RefreshedTokens:
@@ -332,9 +341,7 @@ class BearerTransport(Transport):
         sign-out everywhere) or a disabled account refuses the refresh outright.
         """
         runtime = self.runtime
-        claims = verify_token(
-            token, self.refresh_keys, TokenType.REFRESH, rules=self.rules, now=runtime.clock.now()
-        )
+        claims = self._refresh_claims(token, runtime.clock.now())
         user, _ = await self._live_user(db, claims["sub"], claims["ver"])
         scopes = frozenset(claims["scopes"]) & self.grantable_scopes
         started = float(claims["fst"])
@@ -381,9 +388,7 @@ class BearerTransport(Transport):
         runtime = self.runtime
         now = runtime.clock.now()
         try:
-            claims = verify_token(
-                token, self.refresh_keys, TokenType.REFRESH, rules=self.rules, now=now
-            )
+            claims = self._refresh_claims(token, now)
         except InvalidToken:
             return False
         await self.families.revoke(claims["fam"], float(claims["fst"]) + self.refresh_ttl)

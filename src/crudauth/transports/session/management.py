@@ -165,9 +165,9 @@ def build_management_router(transport: "SessionTransport") -> APIRouter:
             live = await _owned_session(request, db)
             presented = request.cookies.get(transport.csrf_cookie_name)
             if well_formed(presented) and runtime.keys.matches(
-                Purpose.CSRF, str(presented), live.record.csrf_digest
+                Purpose.CSRF, presented, live.record.csrf_digest
             ):
-                return {"csrf_token": str(presented)}
+                return {"csrf_token": presented}
             token = await manager.rotate_csrf(live)
             if token is None:
                 raise InvalidSession("session ended")
