@@ -70,21 +70,20 @@ def build_bearer_router(transport: "BearerTransport") -> APIRouter:
         presented = transport.read_refresh(request, body.refresh_token if body else None)
         if presented is None:
             raise UnauthorizedException(REFRESH_MISSING, headers={"WWW-Authenticate": "Bearer"})
-        from_cookie = presented == request.cookies.get(transport.refresh_cookie_name)
         with http_errors():
             await runtime.throttles.hit_address("refresh", runtime.client_ip(request))
-            if from_cookie:
+            if cookie_mode:
                 refuse_cross_site(request, runtime.origins)
             try:
                 result = await transport.refresh(db, presented, request)
             except InvalidToken:
                 error = unauthorized(REFRESH_INVALID, "invalid_refresh_token")
-                if from_cookie:
+                if cookie_mode:
                     # A dead refresh cookie is useless to keep; the error response drops it.
                     error.headers = {**(error.headers or {}), **_cleared(transport)}
                 raise error from None
         answer = dict(result.tokens)
-        if from_cookie:
+        if cookie_mode:
             transport.set_refresh_cookie(response, answer.pop("refresh_token"), result.expires_at)
         return answer
 

@@ -318,13 +318,10 @@ class BearerTransport(Transport):
         return dict(tokens)
 
     def read_refresh(self, request: Request, body_token: str | None = None) -> str | None:
-        """The presented refresh token: the cookie first, then (body mode) the JSON body."""
-        cookie = request.cookies.get(self.refresh_cookie_name)
-        if cookie:
-            return cookie
-        if self.refresh_mode == "body" and body_token:
-            return body_token
-        return None
+        """The presented refresh token: the cookie in cookie mode, else the JSON body (only)."""
+        if self.refresh_mode == "cookie":
+            return request.cookies.get(self.refresh_cookie_name) or None
+        return body_token or None
 
     def _refresh_claims(self, token: str, now: float) -> dict[str, Any]:
         """A refresh token's verified claims; its shape is checked before any decoding."""
