@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crudauth.exceptions import UnauthorizedException
 from crudauth.http.errors import http_errors
 from crudauth.http.guards import no_store, refuse_cross_site
+from crudauth.http.headers import request_cookie
 from crudauth.transports.bearer.access import unauthorized
 from crudauth.transports.bearer.tokens import InvalidToken
 from crudauth.transports.login import LoginForm, check_password, finish_sign_in
@@ -94,7 +95,7 @@ def build_bearer_router(transport: "BearerTransport") -> APIRouter:
             """Revoke this browser's refresh-token family and clear its cookie."""
             with http_errors():
                 refuse_cross_site(request, runtime.origins)
-                presented = request.cookies.get(transport.refresh_cookie_name)
+                presented = request_cookie(request.scope, transport.refresh_cookie_name)
                 if presented:
                     await transport.revoke_refresh_token(presented)
                 transport.clear_cookies(response)

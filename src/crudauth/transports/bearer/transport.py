@@ -12,6 +12,7 @@ from starlette.responses import Response
 
 from crudauth.config import CookieConfig
 from crudauth.errors import ConfigurationError
+from crudauth.http.headers import request_cookie
 from crudauth.identity.repository import AuthRow
 from crudauth.keys import Purpose
 from crudauth.principal import Principal
@@ -320,7 +321,7 @@ class BearerTransport(Transport):
     def read_refresh(self, request: Request, body_token: str | None = None) -> str | None:
         """The presented refresh token: the cookie in cookie mode, else the JSON body (only)."""
         if self.refresh_mode == "cookie":
-            return request.cookies.get(self.refresh_cookie_name) or None
+            return request_cookie(request.scope, self.refresh_cookie_name) or None
         return body_token or None
 
     def _refresh_claims(self, token: str, now: float) -> dict[str, Any]:
@@ -372,7 +373,7 @@ class BearerTransport(Transport):
         """A browser signing out of its session also loses its refresh-token family."""
         if self.refresh_mode != "cookie":
             return
-        token = request.cookies.get(self.refresh_cookie_name)
+        token = request_cookie(request.scope, self.refresh_cookie_name)
         if token:
             await self.revoke_refresh_token(token)
 
