@@ -182,3 +182,35 @@ async def test_rotating_the_secret_logs_nobody_out(make_env):
         env, SECRET_KEY=new_secret, transports=[BearerTransport(refresh="body")]
     ) as forgot:
         assert_invalid_token(await forgot.get("/me", headers=bearer(tokens["access_token"])))
+
+
+async def test_body_mode_never_reads_a_refresh_cookie(make_env):
+    env = await body_env(make_env)
+    first = (await get_tokens(env.client))["refresh_token"]
+    second = (await get_tokens(env.client))["refresh_token"]
+    # A stray cookie of the same name (another app of the site, an old deploy in cookie mode):
+    # junk, or even a live refresh token of this very app.
+    for stray in ("junk", second):
+        env.clock.advance(1)
+        r = await env.client.post(
+            "/refresh",
+            json={"refresh_token": first},
+            headers={"Cookie": f"refresh_token={stray}"},
+        )
+        assert r.status_code == 200, r.text
+        assert claims_of(r.json()["refresh_token"])["fam"] == claims_of(first)["fam"]
+        assert "set-cookie" not in r.headers
+        first = r.json()["refresh_token"]
+
+    # Without a token in the body, the cookie is not a fallback.
+    r = await env.client.post("/refresh", headers={"Cookie": f"refresh_token={second}"})
+    assert r.status_code == 401 and r.json() == {"detail": "Refresh token missing"}
+    assert "set-cookie" not in r.headers
+    # A bad body token is refused on its own; there is no cookie to clear.
+    r = await env.client.post(
+        "/refresh", json={"refresh_token": "a.b.c"}, headers={"Cookie": f"refresh_token={second}"}
+    )
+    assert r.status_code == 401 and r.json() == {"detail": "Invalid or expired refresh token"}
+    assert "set-cookie" not in r.headers
+    # The cookie's token was never spent.
+    assert (await refresh(env, second)).status_code == 200

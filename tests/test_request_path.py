@@ -242,7 +242,6 @@ COOKIE_HEADERS = [
     "session_id=abc",
     "session_id=abc; csrf_token=def",
     "  session_id = abc ;other=1",
-    "session_id=first; session_id=second",  # the last one wins, as in Starlette
     "session_id=; other=x",
     "session_ids=no; xsession_id=no",
     "novalue; session_id=abc",
@@ -263,9 +262,26 @@ def test_request_cookie_answers_like_starlette(header: str) -> None:
 
 
 def test_request_cookie_reads_every_cookie_header_like_starlette() -> None:
-    request = _request((b"cookie", b"session_id=one"), (b"cookie", b"session_id=two"))
-    assert request_cookie(request.scope, "session_id") == request.cookies.get("session_id")
+    request = _request((b"cookie", b"session_id=one"), (b"cookie", b"csrf_token=two"))
+    for name in ("session_id", "csrf_token"):
+        assert request_cookie(request.scope, name) == request.cookies.get(name)
     assert request_cookie(_request().scope, "session_id") is None
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        [b"session_id=first; session_id=second"],  # Starlette keeps the last one
+        [b'session_id="first"; session_id=second'],
+        [b"session_id=same; other=1; session_id=same"],
+        [b"session_id=one", b"session_id=two"],
+        [b"session_id=; session_id=two"],
+    ],
+)
+def test_request_cookie_reads_a_name_sent_twice_as_absent(headers: list[bytes]) -> None:
+    request = _request(*((b"cookie", header) for header in headers))
+    assert request_cookie(request.scope, "session_id") is None
+    assert request_cookie(request.scope, "other") == request.cookies.get("other")
 
 
 # -- bearer memo -----------------------------------------------------------------------------------

@@ -14,10 +14,13 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 from crudauth.errors import ConfigurationError
+from crudauth.tokenshape import TokenShape
 
 logger = logging.getLogger("crudauth")
 
 MIN_SECRET_BYTES: Final = 32
+#: What ``digest`` returns: 64 hex characters.
+DIGEST_SHAPE: Final = TokenShape(min_length=64, max_length=64)
 
 # Values that show up in tutorials and .env.example files; a deploy that kept one is a breach.
 _PLACEHOLDERS: Final = frozenset(
@@ -159,8 +162,16 @@ class KeyRing:
         return [self.digest(purpose, value, i) for i in range(len(self._secrets))]
 
     def matches(self, purpose: str, value: str | bytes, expected: str) -> bool:
-        """Constant-time check that some secret's digest of ``value`` equals ``expected``."""
+        """Constant-time check that some secret's digest of ``value`` equals ``expected``.
+
+        ``expected`` may come from a client (a signature in a cookie): anything that is not a
+        digest's shape is refused unhashed, and the comparison is of bytes, which cannot raise
+        on text that ``compare_digest`` refuses (non-ASCII ``str``).
+        """
+        if not DIGEST_SHAPE.check(expected):
+            return False
+        wanted = expected.encode("ascii")
         found = False
         for candidate in self.digests(purpose, value):
-            found |= hmac.compare_digest(candidate, expected)
+            found |= hmac.compare_digest(candidate.encode("ascii"), wanted)
         return found

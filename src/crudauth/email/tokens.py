@@ -35,6 +35,7 @@ from crudauth.clock import Clock
 from crudauth.errors import InvalidRecoveryToken
 from crudauth.keys import KeyRing, Purpose
 from crudauth.storage.base import KeyValueStore
+from crudauth.tokenshape import TokenShape
 
 TokenPurpose = Literal["verify_email", "reset_password", "change_email"]
 
@@ -44,6 +45,8 @@ _KEY_LABELS: Final[dict[str, str]] = {
     "change_email": Purpose.EMAIL_CHANGE_TOKEN,
 }
 MAX_TOKEN_LENGTH: Final = 2048
+#: ``<claims>.<signature>``, as ``issue`` writes it.
+TOKEN_SHAPE: Final = TokenShape(max_length=MAX_TOKEN_LENGTH, parts=2)
 _LIVE: Final = "live:"
 _USED: Final = "used:"
 _LEEWAY: Final = 5.0  # seconds a record outlives its token, so a late replay reads "used"
@@ -108,6 +111,14 @@ class RecoveryTokens:
         key = self.keys.key(_KEY_LABELS[purpose], index)
         return _b64(hmac.new(key, body.encode("ascii"), hashlib.sha256).digest())
 
+    def _signed_by_any_key(self, purpose: str, body: str, signature: str) -> bool:
+        """Constant-time check of ``signature`` under every key of the ring (as bytes)."""
+        presented = signature.encode("ascii")
+        valid = False
+        for index in range(self.keys.size):
+            valid |= hmac.compare_digest(self._sign(purpose, body, index).encode(), presented)
+        return valid
+
     async def issue(
         self,
         purpose: TokenPurpose,
@@ -150,15 +161,11 @@ class RecoveryTokens:
 
     def read(self, purpose: TokenPurpose, token: str) -> RecoveryClaims:
         """Check signature, purpose and expiry; raise ``InvalidRecoveryToken`` otherwise."""
-        if not isinstance(token, str) or not 0 < len(token) <= MAX_TOKEN_LENGTH:
+        # A link token is client text: its shape first, so that nothing below meets non-ASCII.
+        if not TOKEN_SHAPE.check(token):
             raise InvalidRecoveryToken("malformed")
-        body, dot, signature = token.rpartition(".")
-        if not dot or not body:
-            raise InvalidRecoveryToken("malformed")
-        valid = False
-        for index in range(self.keys.size):
-            valid |= hmac.compare_digest(self._sign(purpose, body, index), signature)
-        if not valid:
+        body, _, signature = token.partition(".")
+        if not self._signed_by_any_key(purpose, body, signature):
             raise InvalidRecoveryToken("bad signature or wrong purpose")
         try:
             data = json.loads(_unb64(body))

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import MutableMapping
 from typing import Any
 
 from starlette.requests import cookie_parser
+
+logger = logging.getLogger("crudauth")
 
 
 def raw_header(scope: MutableMapping[str, Any], name: bytes) -> bytes | None:
@@ -30,12 +33,18 @@ def _headers(scope: MutableMapping[str, Any]) -> list[tuple[bytes, bytes]]:
 
 
 def request_cookie(scope: MutableMapping[str, Any], name: str) -> str | None:
-    """``request.cookies.get(name)``, reading only the one cookie.
+    """The value of the credential cookie ``name``; ``None`` if absent or sent more than once.
 
-    Starlette's rules exactly: every ``Cookie`` header in order, split on ``;``, names and
-    values stripped, the last cookie of that name wins. A quoted value is handed to Starlette's
-    own parser (for its unquoting); a session id never is quoted, so the common case builds no
-    dict and unquotes nothing.
+    Starlette's parsing rules otherwise: every ``Cookie`` header in order, split on ``;``,
+    names and values stripped. A quoted value is handed to Starlette's own parser (for its
+    unquoting); a credential never is quoted, so the common case builds no dict, unquotes
+    nothing and scans the header once.
+
+    A name sent twice is no credential at all. A browser sends two cookies of one name when
+    another host of the parent domain has set its own (``Domain=.example.com``) next to this
+    host's one: cookie tossing. Which one a browser puts last (Starlette's choice) or first
+    depends on path length and creation time, not on who set it, so neither can be trusted
+    to be this host's own.
     """
     found = None
     texts = []
@@ -47,6 +56,13 @@ def request_cookie(scope: MutableMapping[str, Any], name: str) -> str | None:
         for chunk in text.split(";"):
             cookie, sep, content = chunk.partition("=")
             if sep and cookie.strip() == name:
+                if found is not None:
+                    logger.warning(
+                        "crudauth: the %r cookie was sent more than once and is ignored "
+                        "(another host of the domain may be setting it: use a __Host- name)",
+                        name,
+                    )
+                    return None
                 found = content.strip()
     if found is not None and found.startswith('"'):
         cookies: dict[str, str] = {}

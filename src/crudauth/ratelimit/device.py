@@ -14,10 +14,13 @@ from dataclasses import dataclass
 
 from crudauth.clock import Clock
 from crudauth.keys import KeyRing
+from crudauth.tokenshape import TokenShape
 
 DEVICE_PURPOSE = "device-token"
 MAX_SUBJECTS = 8
 MAX_TOKEN_LENGTH = 1024
+#: ``<claims>.<signature>``, as ``issue`` writes it.
+TOKEN_SHAPE = TokenShape(max_length=MAX_TOKEN_LENGTH, parts=2)
 
 
 @dataclass(frozen=True)
@@ -36,7 +39,7 @@ class DeviceTokens:
         self.lifetime = lifetime_seconds
 
     def read(self, token: str | None) -> DeviceToken | None:
-        if not token or len(token) > MAX_TOKEN_LENGTH or token.count(".") != 1:
+        if not TOKEN_SHAPE.check(token):  # a cookie is client text: shape first, then crypto
             return None
         body, signature = token.split(".")
         if not self.keys.matches(DEVICE_PURPOSE, body, signature):

@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from crudauth.errors import InvalidCredentials, LockedOut
+from crudauth.http.headers import request_cookie
 from crudauth.ratelimit.lockout import Attempt
 from crudauth.runtime import AuthRuntime
 
@@ -69,7 +70,7 @@ async def check_password(
     ip = runtime.client_ip(request)
     context = runtime.hook_context(request, transport)
     await runtime.throttles.hit_address("login_ip", ip)
-    device = runtime.devices.read(request.cookies.get(device_cookie_name(runtime)))
+    device = runtime.devices.read(request_cookie(request.scope, device_cookie_name(runtime)))
     subject = runtime.lockout.subject(identifier)
     device_id = device.device_id if device and subject in device.subjects else None
     try:
@@ -118,7 +119,7 @@ async def finish_sign_in(
     if not runtime.lockout.config.device_cookie:
         return
     name = device_cookie_name(runtime)
-    current = runtime.devices.read(request.cookies.get(name))
+    current = runtime.devices.read(request_cookie(request.scope, name))
     token = runtime.devices.issue(current, sign_in.attempt.subject)
     if sign_in.attempt.account_device_tag is not None:
         token = runtime.devices.issue(

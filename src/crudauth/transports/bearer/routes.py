@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crudauth.exceptions import UnauthorizedException
 from crudauth.http.errors import http_errors
 from crudauth.http.guards import no_store, refuse_cross_site
+from crudauth.http.headers import request_cookie
 from crudauth.transports.bearer.access import unauthorized
 from crudauth.transports.bearer.tokens import InvalidToken
 from crudauth.transports.login import LoginForm, check_password, finish_sign_in
@@ -70,21 +71,20 @@ def build_bearer_router(transport: "BearerTransport") -> APIRouter:
         presented = transport.read_refresh(request, body.refresh_token if body else None)
         if presented is None:
             raise UnauthorizedException(REFRESH_MISSING, headers={"WWW-Authenticate": "Bearer"})
-        from_cookie = presented == request.cookies.get(transport.refresh_cookie_name)
         with http_errors():
             await runtime.throttles.hit_address("refresh", runtime.client_ip(request))
-            if from_cookie:
+            if cookie_mode:
                 refuse_cross_site(request, runtime.origins)
             try:
                 result = await transport.refresh(db, presented, request)
             except InvalidToken:
                 error = unauthorized(REFRESH_INVALID, "invalid_refresh_token")
-                if from_cookie:
+                if cookie_mode:
                     # A dead refresh cookie is useless to keep; the error response drops it.
                     error.headers = {**(error.headers or {}), **_cleared(transport)}
                 raise error from None
         answer = dict(result.tokens)
-        if from_cookie:
+        if cookie_mode:
             transport.set_refresh_cookie(response, answer.pop("refresh_token"), result.expires_at)
         return answer
 
@@ -95,7 +95,7 @@ def build_bearer_router(transport: "BearerTransport") -> APIRouter:
             """Revoke this browser's refresh-token family and clear its cookie."""
             with http_errors():
                 refuse_cross_site(request, runtime.origins)
-                presented = request.cookies.get(transport.refresh_cookie_name)
+                presented = request_cookie(request.scope, transport.refresh_cookie_name)
                 if presented:
                     await transport.revoke_refresh_token(presented)
                 transport.clear_cookies(response)

@@ -12,10 +12,12 @@ from starlette.responses import Response
 
 from crudauth.config import CookieConfig
 from crudauth.errors import ConfigurationError
+from crudauth.http.headers import request_cookie
 from crudauth.identity.repository import AuthRow
 from crudauth.keys import Purpose
 from crudauth.principal import Principal
 from crudauth.runtime import AuthRuntime
+from crudauth.tokenshape import TokenShape
 from crudauth.transports.base import AuthContext, Transport
 from crudauth.transports.bearer.access import AccessTokens, unauthorized
 from crudauth.transports.bearer.claims import ClaimsEntries
@@ -30,6 +32,7 @@ from crudauth.transports.bearer.signing import (
     hmac_keyset,
 )
 from crudauth.transports.bearer.tokens import (
+    MAX_TOKEN_BYTES,
     InvalidToken,
     TokenRules,
     TokenType,
@@ -44,6 +47,7 @@ from crudauth.transports.session.transport import SessionTransport
 RefreshMode = Literal["cookie", "body"]
 DAY = 86400
 TOKEN_TYPE = "bearer"  # noqa: S105 - the OAuth 2.0 token_type, not a secret
+REFRESH_SHAPE = TokenShape(max_length=MAX_TOKEN_BYTES, parts=3)  # a compact JWS
 
 
 class BearerTransport(Transport):
@@ -315,13 +319,16 @@ class BearerTransport(Transport):
         return dict(tokens)
 
     def read_refresh(self, request: Request, body_token: str | None = None) -> str | None:
-        """The presented refresh token: the cookie first, then (body mode) the JSON body."""
-        cookie = request.cookies.get(self.refresh_cookie_name)
-        if cookie:
-            return cookie
-        if self.refresh_mode == "body" and body_token:
-            return body_token
-        return None
+        """The presented refresh token: the cookie in cookie mode, else the JSON body (only)."""
+        if self.refresh_mode == "cookie":
+            return request_cookie(request.scope, self.refresh_cookie_name) or None
+        return body_token or None
+
+    def _refresh_claims(self, token: str, now: float) -> dict[str, Any]:
+        """A refresh token's verified claims; its shape is checked before any decoding."""
+        if not REFRESH_SHAPE.check(token):
+            raise InvalidToken("malformed refresh token")
+        return verify_token(token, self.refresh_keys, TokenType.REFRESH, rules=self.rules, now=now)
 
     async def refresh(
         self, db: AsyncSession, token: str, request: Request | None = None
@@ -332,9 +339,7 @@ class BearerTransport(Transport):
         sign-out everywhere) or a disabled account refuses the refresh outright.
         """
         runtime = self.runtime
-        claims = verify_token(
-            token, self.refresh_keys, TokenType.REFRESH, rules=self.rules, now=runtime.clock.now()
-        )
+        claims = self._refresh_claims(token, runtime.clock.now())
         user, _ = await self._live_user(db, claims["sub"], claims["ver"])
         scopes = frozenset(claims["scopes"]) & self.grantable_scopes
         started = float(claims["fst"])
@@ -368,7 +373,7 @@ class BearerTransport(Transport):
         """A browser signing out of its session also loses its refresh-token family."""
         if self.refresh_mode != "cookie":
             return
-        token = request.cookies.get(self.refresh_cookie_name)
+        token = request_cookie(request.scope, self.refresh_cookie_name)
         if token:
             await self.revoke_refresh_token(token)
 
@@ -381,9 +386,7 @@ class BearerTransport(Transport):
         runtime = self.runtime
         now = runtime.clock.now()
         try:
-            claims = verify_token(
-                token, self.refresh_keys, TokenType.REFRESH, rules=self.rules, now=now
-            )
+            claims = self._refresh_claims(token, now)
         except InvalidToken:
             return False
         await self.families.revoke(claims["fam"], float(claims["fst"]) + self.refresh_ttl)

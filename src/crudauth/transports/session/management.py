@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crudauth.errors import InvalidRequest, InvalidSession, NotAuthenticated, NotFound
 from crudauth.http.errors import http_errors
 from crudauth.http.guards import no_store
+from crudauth.http.headers import request_cookie
 from crudauth.keys import Purpose
 from crudauth.principal import Principal
 from crudauth.ratelimit.lockout import address_subject
@@ -163,11 +164,11 @@ def build_management_router(transport: "SessionTransport") -> APIRouter:
             if not transport.csrf:
                 raise InvalidRequest("CSRF is disabled.", code="csrf_disabled")
             live = await _owned_session(request, db)
-            presented = request.cookies.get(transport.csrf_cookie_name)
+            presented = request_cookie(request.scope, transport.csrf_cookie_name)
             if well_formed(presented) and runtime.keys.matches(
-                Purpose.CSRF, str(presented), live.record.csrf_digest
+                Purpose.CSRF, presented, live.record.csrf_digest
             ):
-                return {"csrf_token": str(presented)}
+                return {"csrf_token": presented}
             token = await manager.rotate_csrf(live)
             if token is None:
                 raise InvalidSession("session ended")

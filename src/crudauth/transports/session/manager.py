@@ -13,17 +13,18 @@
 from __future__ import annotations
 
 import hmac
-import re
 import secrets
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, TypeGuard
 
 from crudauth.clock import Clock
 from crudauth.errors import CSRFFailure
 from crudauth.keys import KeyRing, Purpose
 from crudauth.storage.base import SessionRecord, SessionStore, StartedLoad
+from crudauth.tokenshape import TokenShape
 
-_TOKEN_SHAPE: Final = re.compile(r"^[A-Za-z0-9_-]{43}$")
+#: A session id and a CSRF token: ``new_token``'s 43 characters.
+TOKEN_SHAPE: Final = TokenShape(min_length=43, max_length=43)
 MISSING_CSRF: Final = "Missing CSRF token"
 INVALID_CSRF: Final = "Invalid CSRF token"
 CROSS_ORIGIN: Final = "Cross-origin request refused"
@@ -34,8 +35,9 @@ def new_token() -> str:
     return secrets.token_urlsafe(32)
 
 
-def well_formed(token: str | None) -> bool:
-    return token is not None and bool(_TOKEN_SHAPE.match(token))
+def well_formed(token: object) -> TypeGuard[str]:
+    """True if ``token`` could be one of ``new_token``'s (checked before any hashing)."""
+    return TOKEN_SHAPE.check(token)
 
 
 @dataclass(frozen=True)
@@ -130,7 +132,6 @@ class SessionManager:
         ``current_key`` is ``storage_key(session_id)`` when the caller has it already."""
         if not well_formed(session_id):
             return None
-        assert session_id is not None
         return await self._validate_from(session_id, 0, self.clock.now(), current_key)
 
     def start_validation(self, key: str) -> tuple[StartedLoad, float] | None:

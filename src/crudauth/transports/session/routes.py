@@ -7,6 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crudauth.http.errors import http_errors
 from crudauth.http.guards import no_store, refuse_cross_site
+from crudauth.http.headers import request_cookie
 from crudauth.transports.login import LoginForm, check_password, finish_sign_in
 from crudauth.transports.session.management import build_management_router
 
@@ -35,7 +36,7 @@ def build_session_router(transport: "SessionTransport") -> APIRouter:
             # No fixation: whatever session this browser presented ends before a new one is
             # issued. Only after the password checked out, so that junk credentials posted
             # from another page of the same site cannot sign the user out.
-            presented = request.cookies.get(transport.cookie_name)
+            presented = request_cookie(request.scope, transport.cookie_name)
             if presented is not None:
                 await transport.manager.revoke(presented)
             body = await transport.complete_login(
