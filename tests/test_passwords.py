@@ -312,7 +312,7 @@ async def test_megabyte_password_is_refused_before_hashing(make_env):
 
     r = await register(env.client, password="p" * 1_000_000)
 
-    assert r.status_code == 422
+    assert r.status_code == 413  # the body is over crudauth's limit, unparsed
     assert env.hasher.hashes == 0
     assert env.hasher.verifications == 0
     async with env.sessionmaker() as db:

@@ -135,7 +135,7 @@ async def test_overlong_username_is_refused_quickly(make_env):
     r = await register(env.client, username="a" * 1_000_000)
     elapsed = time.perf_counter() - started
 
-    assert r.status_code == 422
+    assert r.status_code == 413  # the body is over crudauth's limit, unparsed
     assert elapsed < 2.0
     assert env.hasher.hashes == 0
     assert await user_count(env) == 0
@@ -158,7 +158,7 @@ async def test_overlong_email_is_refused(make_env):
 
     r = await register(env.client, email="a" * 1_000_000 + "@example.com")
 
-    assert r.status_code == 422
+    assert r.status_code == 413  # the body is over crudauth's limit, unparsed
     assert env.hasher.hashes == 0
 
 

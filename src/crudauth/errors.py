@@ -128,6 +128,12 @@ class UnsupportedMediaType(CrudAuthError):
     code = "unsupported_media_type"
 
 
+class RequestTooLarge(CrudAuthError):
+    """A request body over the size any crudauth route needs; refused before it is parsed."""
+
+    code = "request_too_large"
+
+
 class RateLimited(CrudAuthError):
     """A throttle refused the request; ``retry_after`` is in seconds."""
 

@@ -35,6 +35,11 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 MAX_PASSWORD_BYTES: Final = 1024
 """Longer input is refused before any hashing (long-password denial of service)."""
 
+MAX_PASSWORD_FIELD: Final = 4 * MAX_PASSWORD_BYTES
+"""Characters a password field of a request body may hold (422 above). Looser than
+``MAX_PASSWORD_BYTES`` on purpose: between the two, the policy or the sign-in answers with its
+own message; above, the body is refused before any work."""
+
 UNUSABLE_PREFIX: Final = "!"
 _BCRYPT_PREFIXES: Final = ("$2a$", "$2b$", "$2y$")
 _B64_SHA256_SHAPE: Final = re.compile(r"^[A-Za-z0-9+/]{43}=$")

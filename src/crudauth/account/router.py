@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crudauth.errors import InvalidRequest, SignInNotFresh
 from crudauth.http.errors import http_errors
 from crudauth.http.guards import no_store
+from crudauth.http.limits import BoundedRoute
 from crudauth.passwords import MAX_PASSWORD_BYTES
 from crudauth.policy import PasswordContext, Source
 from crudauth.principal import Principal
@@ -51,7 +52,7 @@ def build_account_router(
     fresh: Freshness = _never_fresh,
 ) -> APIRouter:
     """``fresh(principal)`` says whether a password-less account may set a password now."""
-    router = APIRouter(tags=["account"], dependencies=[Depends(no_store)])
+    router = APIRouter(tags=["account"], dependencies=[Depends(no_store)], route_class=BoundedRoute)
     repo = runtime.repo
     Db = Annotated[AsyncSession, Depends(runtime.session_dependency)]
     Caller = Annotated[Principal, Depends(current_user)]

@@ -10,6 +10,7 @@ from crudauth.email import schemas
 from crudauth.email.service import EmailFlowResult, EmailFlowService
 from crudauth.http.errors import http_errors
 from crudauth.http.guards import no_store
+from crudauth.http.limits import BoundedRoute
 from crudauth.principal import Principal
 
 
@@ -29,7 +30,9 @@ def build_recovery_router(service: EmailFlowService, current_user: Callable[...,
     reset_sent = schemas.RESET_SENT_EMAIL if by_email else schemas.RESET_SENT_MESSAGE
     request_schema = schemas.factor_request_schema(factor)
     Db = Annotated[AsyncSession, Depends(runtime.session_dependency)]
-    router = APIRouter(tags=["recovery"], dependencies=[Depends(no_store)])
+    router = APIRouter(
+        tags=["recovery"], dependencies=[Depends(no_store)], route_class=BoundedRoute
+    )
 
     async def verify_request(
         request: Request, db: Db, background: BackgroundTasks, body: Any

@@ -7,6 +7,7 @@ from typing import Any, Final
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, create_model
 
 from crudauth.http.redirects import MAX_REDIRECT_LENGTH
+from crudauth.passwords import MAX_PASSWORD_FIELD
 
 VERIFY_SENT_EMAIL: Final = "If an account exists, a verification email has been sent."
 VERIFY_SENT_MESSAGE: Final = "If an account exists, a verification message has been sent."
@@ -18,7 +19,7 @@ PASSWORD_RESET: Final = "Password reset successfully."  # noqa: S105 - a reply t
 EMAIL_CHANGED: Final = "Email changed successfully."
 
 MAX_TOKEN: Final = 2048
-MAX_PASSWORD: Final = 4096  # the policy refuses anything over 1024 bytes with a clear error
+MAX_PASSWORD: Final = MAX_PASSWORD_FIELD
 
 
 class TokenIn(BaseModel):

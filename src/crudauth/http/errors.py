@@ -35,6 +35,7 @@ RATE_LIMITED = "Too many requests. Try again later."
 TOKEN_INVALID = "Invalid or expired token"  # noqa: S105 - an error text, not a secret
 TOKEN_USED = "Token already used"  # noqa: S105 - an error text, not a secret
 NOT_SAVED = "The change could not be saved. Try again."
+REQUEST_TOO_LARGE = "Request body too large."
 
 
 def _seconds(value: float) -> int:
@@ -67,6 +68,8 @@ def to_http(exc: errors.CrudAuthError) -> HTTPException:
         out = DuplicateValueException(exc.message)
     elif isinstance(exc, errors.UnsupportedMediaType):
         out = HTTPException(415, "Unsupported media type")
+    elif isinstance(exc, errors.RequestTooLarge):
+        out = HTTPException(413, REQUEST_TOO_LARGE)
     elif isinstance(exc, errors.LockedOut):
         out = RateLimitException(LOCKED_OUT, retry_after=_seconds(exc.retry_after))
     elif isinstance(exc, errors.RateLimited):

@@ -8,13 +8,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crudauth.http.errors import http_errors
 from crudauth.http.guards import no_store
+from crudauth.http.limits import BoundedRoute
 from crudauth.register.service import ACCEPTED, RegistrationService
 
 
 def build_register_route(service: RegistrationService, schema: type[BaseModel]) -> APIRouter:
     runtime = service.runtime
     repo = runtime.repo
-    router = APIRouter(tags=["auth"], dependencies=[Depends(no_store)])
+    router = APIRouter(tags=["auth"], dependencies=[Depends(no_store)], route_class=BoundedRoute)
 
     async def register(
         request: Request,

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, EmailStr
+from typing import Final
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field
+
+from crudauth.identity.identifiers import MAX_EMAIL_LENGTH
+from crudauth.passwords import MAX_PASSWORD_FIELD
+
+#: Only a cap on attacker-sized input: the service applies the column's own limit (at most
+#: 150 characters) with its own message to any username under it.
+MAX_NAME: Final = MAX_EMAIL_LENGTH
 
 
 class RegisterIn(BaseModel):
@@ -10,9 +19,9 @@ class RegisterIn(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    email: EmailStr
-    username: str
-    password: str
+    email: EmailStr = Field(max_length=MAX_EMAIL_LENGTH)
+    username: str = Field(max_length=MAX_NAME)
+    password: str = Field(max_length=MAX_PASSWORD_FIELD)
 
 
 class UsernameRegisterIn(BaseModel):
@@ -20,5 +29,5 @@ class UsernameRegisterIn(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    username: str
-    password: str
+    username: str = Field(max_length=MAX_NAME)
+    password: str = Field(max_length=MAX_PASSWORD_FIELD)

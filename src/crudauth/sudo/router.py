@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crudauth.errors import AccessDenied, SudoRequired
 from crudauth.http.errors import http_errors
 from crudauth.http.guards import no_store
+from crudauth.http.limits import BoundedRoute
 from crudauth.passwords import MAX_PASSWORD_BYTES
 from crudauth.principal import Principal
 from crudauth.sudo.manager import SESSION_ONLY, SudoManager
@@ -41,7 +42,7 @@ def sudo_gate(
 def build_sudo_router(
     manager: SudoManager, transport: SessionTransport, current_user: Callable[..., Any]
 ) -> APIRouter:
-    router = APIRouter(tags=["account"], dependencies=[Depends(no_store)])
+    router = APIRouter(tags=["account"], dependencies=[Depends(no_store)], route_class=BoundedRoute)
     Db = Annotated[AsyncSession, Depends(manager.runtime.session_dependency)]
 
     @router.post("/sudo")

@@ -9,7 +9,7 @@ Order matters and is the security argument:
 """
 
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 
 from fastapi import Form
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,8 +18,16 @@ from starlette.responses import Response
 
 from crudauth.errors import InvalidCredentials, LockedOut
 from crudauth.http.headers import request_cookie
+from crudauth.identity.identifiers import MAX_EMAIL_LENGTH
+from crudauth.passwords import MAX_PASSWORD_FIELD
 from crudauth.ratelimit.lockout import Attempt
 from crudauth.runtime import AuthRuntime
+
+#: Field caps of the sign-in form (422 above them, before any lookup or hashing). Generous:
+#: up to them, an identifier over 320 characters or a password over 1024 bytes is refused as
+#: a wrong password, after the same work as any other attempt.
+MAX_IDENTIFIER: Final = MAX_EMAIL_LENGTH
+MAX_FIELD: Final = 1024
 
 
 class LoginForm:
@@ -29,13 +37,13 @@ class LoginForm:
 
     def __init__(
         self,
-        username: Annotated[str, Form()],
-        password: Annotated[str, Form()],
+        username: Annotated[str, Form(max_length=MAX_IDENTIFIER)],
+        password: Annotated[str, Form(max_length=MAX_PASSWORD_FIELD)],
         remember_me: Annotated[bool, Form()] = False,
-        scope: Annotated[str, Form()] = "",
-        client_id: Annotated[str | None, Form()] = None,
-        client_secret: Annotated[str | None, Form()] = None,
-        grant_type: Annotated[str | None, Form()] = None,
+        scope: Annotated[str, Form(max_length=MAX_FIELD)] = "",
+        client_id: Annotated[str | None, Form(max_length=MAX_FIELD)] = None,
+        client_secret: Annotated[str | None, Form(max_length=MAX_FIELD)] = None,
+        grant_type: Annotated[str | None, Form(max_length=MAX_FIELD)] = None,
     ) -> None:
         self.username = username
         self.password = password

@@ -3,15 +3,16 @@
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Request, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crudauth.exceptions import UnauthorizedException
 from crudauth.http.errors import http_errors
 from crudauth.http.guards import no_store, refuse_cross_site
 from crudauth.http.headers import request_cookie
+from crudauth.http.limits import BoundedRoute
 from crudauth.transports.bearer.access import unauthorized
-from crudauth.transports.bearer.tokens import InvalidToken
+from crudauth.transports.bearer.tokens import MAX_TOKEN_BYTES, InvalidToken
 from crudauth.transports.login import LoginForm, check_password, finish_sign_in
 
 if TYPE_CHECKING:
@@ -22,7 +23,7 @@ REFRESH_INVALID = "Invalid or expired refresh token"
 
 
 class RefreshIn(BaseModel):
-    refresh_token: str | None = None
+    refresh_token: str | None = Field(default=None, max_length=MAX_TOKEN_BYTES)
 
 
 def _cleared(transport: "BearerTransport") -> dict[str, str]:
@@ -34,7 +35,7 @@ def _cleared(transport: "BearerTransport") -> dict[str, str]:
 
 def build_bearer_router(transport: "BearerTransport") -> APIRouter:
     runtime = transport.runtime
-    router = APIRouter(tags=["auth"])
+    router = APIRouter(tags=["auth"], route_class=BoundedRoute)
     private = [Depends(no_store)]
     Db = Annotated[AsyncSession, Depends(runtime.session_dependency)]
     cookie_mode = transport.refresh_mode == "cookie"

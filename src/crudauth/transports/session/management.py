@@ -21,6 +21,7 @@ from crudauth.errors import InvalidRequest, InvalidSession, NotAuthenticated, No
 from crudauth.http.errors import http_errors
 from crudauth.http.guards import no_store
 from crudauth.http.headers import request_cookie
+from crudauth.http.limits import BoundedRoute
 from crudauth.keys import Purpose
 from crudauth.principal import Principal
 from crudauth.ratelimit.lockout import address_subject
@@ -68,7 +69,9 @@ def session_info(record: SessionRecord, current: bool) -> SessionInfo:
 def build_management_router(transport: "SessionTransport") -> APIRouter:
     runtime = transport.runtime
     manager = transport.manager
-    router = APIRouter(tags=["sessions"], dependencies=[Depends(no_store)])
+    router = APIRouter(
+        tags=["sessions"], dependencies=[Depends(no_store)], route_class=BoundedRoute
+    )
     Db = Annotated[AsyncSession, Depends(runtime.session_dependency)]
 
     async def session_principal(request: Request, db: Db) -> Principal:

@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crudauth.http.errors import http_errors
 from crudauth.http.guards import no_store, refuse_cross_site
 from crudauth.http.headers import request_cookie
+from crudauth.http.limits import BoundedRoute
 from crudauth.transports.login import LoginForm, check_password, finish_sign_in
 from crudauth.transports.session.management import build_management_router
 
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
 
 def build_session_router(transport: "SessionTransport") -> APIRouter:
     runtime = transport.runtime
-    router = APIRouter(tags=["auth"], dependencies=[Depends(no_store)])
+    router = APIRouter(tags=["auth"], dependencies=[Depends(no_store)], route_class=BoundedRoute)
     Db = Annotated[AsyncSession, Depends(runtime.session_dependency)]
 
     @router.post("/login")
