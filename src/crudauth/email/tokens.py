@@ -178,7 +178,7 @@ class RecoveryTokens:
                 redirect_to=data.get("r"),
                 new_email=data.get("m"),
             )
-        except (ValueError, KeyError, TypeError, binascii.Error):
+        except (ValueError, KeyError, TypeError, OverflowError, binascii.Error):
             raise InvalidRecoveryToken("malformed claims") from None
         if claims.purpose != purpose:  # belt and braces: the key is per purpose already
             raise InvalidRecoveryToken("wrong purpose")

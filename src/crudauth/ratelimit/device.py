@@ -47,7 +47,7 @@ class DeviceTokens:
         try:
             data = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
             parsed = DeviceToken(str(data["d"]), tuple(map(str, data["s"])), float(data["e"]))
-        except (ValueError, KeyError, TypeError, binascii.Error):
+        except (ValueError, KeyError, TypeError, OverflowError, binascii.Error):
             return None
         return parsed if parsed.expires_at > self.clock.now() else None
 
