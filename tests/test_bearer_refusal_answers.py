@@ -108,3 +108,33 @@ async def test_no_refresh_token_gets_the_missing_answer(env):
     assert r.status_code == 401
     assert r.json() == {"detail": "Refresh token missing"}
     assert r.headers["www-authenticate"] == "Bearer"
+
+
+async def test_the_transport_refuses_with_the_domain_error_not_an_http_one(env):
+    """The answer above is built at the HTTP edge only: the transport speaks domain errors."""
+    from starlette.requests import Request
+
+    from crudauth.errors import InvalidToken
+    from crudauth.transports.base import AuthContext
+
+    transport = next(t for t in env.auth.transports if t.name == "bearer")
+    token = (await get_tokens(env.client))["access_token"]
+
+    def request(value: str) -> Request:
+        header = (b"authorization", b"Bearer " + value.encode())
+        return Request({"type": "http", "method": "GET", "path": "/", "headers": [header]})
+
+    with pytest.raises(InvalidToken):
+        transport.access.read(request(token + "x"))
+    await update_user(env, "alice", token_version=5)
+    async with env.sessionmaker() as db:
+        with pytest.raises(InvalidToken):
+            await transport.authenticate(
+                request(token), AuthContext(db=db, runtime=env.auth.runtime)
+            )
+    await env.auth.revoke_user(1)
+    with pytest.raises(InvalidToken):
+        await transport.authenticate_claims(request(token))
+    env.clock.advance(3600)
+    with pytest.raises(InvalidToken):
+        transport.access.read(request(token))  # remembered, but expired

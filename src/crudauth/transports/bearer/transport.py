@@ -17,7 +17,7 @@ from crudauth.keys import Purpose
 from crudauth.principal import Principal
 from crudauth.runtime import AuthRuntime
 from crudauth.transports.base import AuthContext, Transport
-from crudauth.transports.bearer.access import AccessTokens, unauthorized
+from crudauth.transports.bearer.access import AccessTokens
 from crudauth.transports.bearer.claims import ClaimsEntries
 from crudauth.transports.bearer.families import Outcome, Presented, RefreshFamilies
 from crudauth.transports.bearer.options import COOKIE_NAME, positive, scope_set, within
@@ -242,10 +242,7 @@ class BearerTransport(Transport):
         grant = self.access.read(request)
         if grant is None:
             return None
-        try:
-            user, row = await self._live_user(ctx.db, grant.subject, grant.version)
-        except InvalidToken:
-            raise unauthorized() from None
+        user, row = await self._live_user(ctx.db, grant.subject, grant.version)
         return build_principal(
             ctx.runtime, user, self.name, grant.metadata(), scopes=grant.scopes, row=row
         )
@@ -266,7 +263,7 @@ class BearerTransport(Transport):
             # Newer than the entry: the version moved on without the library (say, SQL).
             entry = await self.claims_entries.get(grant.subject, stale=True)
         if not entry["active"] or grant.version != entry["ver"]:
-            raise unauthorized()
+            raise InvalidToken("account disabled or credentials changed")
         return Principal(
             user_id=self.runtime.repo.coerce_id(grant.subject),  # the same coercion as get()
             scopes=grant.scopes,
