@@ -19,7 +19,12 @@ from crudauth.runtime import AuthRuntime
 from crudauth.transports.base import AuthContext, Transport
 from crudauth.transports.bearer.access import AccessTokens
 from crudauth.transports.bearer.claims import ClaimsEntries
-from crudauth.transports.bearer.families import Outcome, Presented, RefreshFamilies
+from crudauth.transports.bearer.families import (
+    FamilyStart,
+    Outcome,
+    Presented,
+    RefreshFamilies,
+)
 from crudauth.transports.bearer.options import COOKIE_NAME, positive, scope_set, within
 from crudauth.transports.bearer.results import IssuedTokens, RefreshedTokens
 from crudauth.transports.bearer.signing import (
@@ -217,16 +222,25 @@ class BearerTransport(Transport):
     def issue_tokens(
         self, user: Any, *, scopes: Iterable[str] | None = None, response: Response | None = None
     ) -> IssuedTokens:
-        """Mint an access token and the first refresh token of a new family (no store write).
+        """Mint an access token and the first refresh token of a new family.
 
-        With ``response`` in cookie mode, the refresh token goes into the HttpOnly cookie and
-        is left out of the returned dict.
+        The family is recorded in the token store by a task on the running loop: ``await``
+        the result to wait for it (a store error is raised there). Until it is recorded, and
+        for good if it never is (no running loop, the store down), the refresh token is
+        refused; the access token works at once. With ``response`` in cookie mode, the refresh
+        token goes into the HttpOnly cookie and is left out of the returned dict.
         """
+        tokens, start = self._mint(user, scopes, response)
+        tokens.recording = self.families.start_soon(start)
+        return tokens
+
+    def _mint(
+        self, user: Any, scopes: Iterable[str] | None, response: Response | None
+    ) -> tuple[IssuedTokens, FamilyStart]:
         granted = self.clamp_scopes(scopes)
         started = int(self.runtime.clock.now())
-        refresh, expires_at = self._member(
-            user, granted, new_token_id(), 0, started, new_token_id()
-        )
+        family, jti = new_token_id(), new_token_id()
+        refresh, expires_at = self._member(user, granted, family, 0, started, jti)
         result = IssuedTokens(
             access_token=self.access_token(user, granted),
             token_type=TOKEN_TYPE,
@@ -234,7 +248,7 @@ class BearerTransport(Transport):
         )
         if response is not None and self.refresh_mode == "cookie":
             self.set_refresh_cookie(response, result.pop("refresh_token"), expires_at)
-        return result
+        return result, FamilyStart(family, jti, expires_at)
 
     # -- requests ------------------------------------------------------------------------------
 
@@ -302,7 +316,9 @@ class BearerTransport(Transport):
         self, request: Request, response: Response, user: Any, options: Mapping[str, Any]
     ) -> dict[str, Any]:
         runtime = self.runtime
-        tokens = self.issue_tokens(user, scopes=options.get("scopes"), response=response)
+        tokens, start = self._mint(user, options.get("scopes"), response)
+        # Recorded before the answer leaves: a family without a record is dead.
+        await self.families.start(start)
         await runtime.hooks.fire(
             "on_after_login",
             runtime.repo.to_dict(user),
@@ -340,7 +356,7 @@ class BearerTransport(Transport):
             user, scopes, claims["fam"], claims["gen"] + 1, started, jti
         )
         outcome = await self.families.rotate(
-            Presented(claims["fam"], claims["jti"], claims["gen"], claims["sub"]),
+            Presented(claims["fam"], claims["jti"], claims["sub"]),
             new_jti=jti,
             new_expires_at=expires_at,
             family_ends_at=started + self.refresh_ttl,
