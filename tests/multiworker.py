@@ -45,7 +45,9 @@ class Workers:
     logs: list[Path] = field(default_factory=list)
 
     def start(self, log_dir: Path, timeout: float = 30) -> None:
-        env = {**os.environ, **self.env, "PYTHONPATH": str(ROOT)}
+        # This checkout's crudauth (src/) ahead of any installed copy, and its tests package.
+        path = os.pathsep.join([str(ROOT / "src"), str(ROOT)])
+        env = {**os.environ, **self.env, "PYTHONPATH": path}
         if self.env.get("REDIS_URL"):
             # A clean store: sessions left by earlier modules of the run carry FrozenClock
             # times (2027), which outrank these workers' real-time sessions of the same user

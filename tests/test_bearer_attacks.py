@@ -25,6 +25,7 @@ from tests.bearer_support import (
     get_tokens,
     header_of,
     hs256,
+    refresh_key,
     resign,
     sign_up,
 )
@@ -273,3 +274,80 @@ def test_hs256_signed_with_a_public_key_is_refused_by_the_token_module():
             verify_token(
                 f"{signing_input}.{b64(mac)}", keys, TokenType.ACCESS, rules=rules, now=110
             )
+
+
+# -- claims out of range: signed with the real key, so only the claim checks stand between
+# the value and the code that uses it (float(), int(), a SQL bind, a store key).
+
+HUGE = 10**400
+OUT_OF_RANGE: list[dict[str, Any]] = [
+    {"sub": "1" * 400},
+    {"sub": "9" * 19},  # past a 64-bit integer
+    {"sub": "2147483648"},  # past the 32-bit id column
+    {"sub": "-2147483649"},
+    {"sub": "x" * 4000},
+    {"sub": " 1"},  # int() would read these as user 1: only the canonical spelling is an id
+    {"sub": "1_0"},
+    {"sub": "\u0661"},  # ARABIC-INDIC DIGIT ONE
+    {"exp": HUGE},
+    {"exp": -HUGE},
+    {"exp": float("inf")},
+    {"exp": float("nan")},
+    {"exp": 1e300},
+    {"exp": 2_000_000_000.5},
+    {"iat": HUGE},
+    {"iat": -HUGE},
+    {"iat": float("-inf")},
+    {"nbf": HUGE},
+    {"nbf": -HUGE},
+    {"nbf": float("nan")},
+    {"ver": HUGE},
+    {"ver": -HUGE},
+    {"ver": 1.0},
+    {"jti": "x" * 4000},
+    {"jti": HUGE},
+    {"scopes": ["s"] * 1500},
+    {"scopes": ["x" * 4000]},
+    {"scopes": [HUGE]},
+    {"token_type": HUGE},
+]
+
+
+@pytest.mark.parametrize("changes", OUT_OF_RANGE, ids=lambda c: repr(c)[:40])
+@pytest.mark.parametrize("path", ["/me", "/claims"])
+async def test_claims_out_of_range_are_a_401_not_a_500(env, changes, path):
+    from fastapi import Depends
+
+    from crudauth import Principal
+
+    @env.app.get("/claims")
+    async def claims(p: Principal = Depends(env.auth.current_user(load_user=False))) -> Any:
+        return {"user_id": p.user_id}
+
+    token = (await get_tokens(env.client))["access_token"]
+    r = await env.client.get(path, headers=bearer(resign(env.auth, token, **changes)))
+    assert_invalid_token(r)
+    assert r.json() == {"detail": "Invalid token"}
+
+
+REFRESH_OUT_OF_RANGE: list[dict[str, Any]] = [
+    *OUT_OF_RANGE,
+    {"gen": HUGE},
+    {"gen": 2**40},
+    {"gen": 1.0},
+    {"fst": HUGE},
+    {"fst": float("nan")},
+    {"fst": -HUGE},
+    {"fam": "x" * 4000},
+    {"fam": HUGE},
+]
+
+
+@pytest.mark.parametrize("changes", REFRESH_OUT_OF_RANGE, ids=lambda c: repr(c)[:40])
+async def test_refresh_claims_out_of_range_are_a_401_not_a_500(env, changes):
+    refresh = (await get_tokens(env.client))["refresh_token"]
+    body = {**claims_of(refresh), **changes}
+    forged = hs256(header_of(refresh), body, refresh_key(env.auth))
+    r = await env.client.post("/refresh", json={"refresh_token": forged})
+    assert_invalid_token(r)
+    assert r.json() == {"detail": "Invalid or expired refresh token"}

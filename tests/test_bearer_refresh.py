@@ -6,6 +6,8 @@ import asyncio
 import logging
 from typing import Any
 
+import pytest
+
 from crudauth import BearerTransport
 from tests.bearer_support import (
     assert_invalid_token,
@@ -18,13 +20,14 @@ from tests.bearer_support import (
     refresh_key,
     sign_up,
 )
-from tests.conftest import SECRET
+from tests.conftest import REDIS_TEST_URL, SECRET
 
 DAY = 86400
 
 
-async def body_env(make_env: Any, **options: Any) -> Any:
-    env = await make_env(transports=[BearerTransport(refresh="body", **options)])
+async def body_env(make_env: Any, redis_url: str | None = None, **options: Any) -> Any:
+    stores = {"redis_url": redis_url} if redis_url else {}
+    env = await make_env(transports=[BearerTransport(refresh="body", **options)], **stores)
     await sign_up(env.client)
     return env
 
@@ -159,8 +162,10 @@ async def test_revoke_refresh_token_ends_the_family(make_env):
     assert await transport.revoke_refresh_token("junk") is False
 
 
+@pytest.mark.redis
 async def test_rotating_the_secret_logs_nobody_out(make_env):
-    env = await body_env(make_env)
+    # A redeploy with a new secret, its refresh families kept in Redis across it.
+    env = await body_env(make_env, redis_url=REDIS_TEST_URL)
     tokens = await get_tokens(env.client)
     new_secret = "another-secret-that-is-long-enough-987654321"
     rotated = rebuild(
@@ -168,6 +173,7 @@ async def test_rotating_the_secret_logs_nobody_out(make_env):
         SECRET_KEY=new_secret,
         secret_fallbacks=[SECRET],
         transports=[BearerTransport(refresh="body")],
+        redis_url=REDIS_TEST_URL,
     )
     async with rotated:
         r = await rotated.get("/me", headers=bearer(tokens["access_token"]))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from fastapi import Depends
 
 from crudauth import AuthHooks, BearerTransport, CookieConfig, Principal, SessionTransport
@@ -19,6 +20,7 @@ from tests.bearer_support import (
     sign_up,
     update_user,
 )
+from tests.conftest import REDIS_TEST_URL
 
 DAY = 86400
 
@@ -210,13 +212,17 @@ async def test_scopes_are_clamped_to_the_grantable_set(make_env):
     assert me.json()["scopes"] == ["write"]
 
 
+@pytest.mark.redis
 async def test_refresh_reclamps_scopes_to_the_current_configuration(make_env):
+    # A redeploy with narrower settings, its refresh families kept in Redis across it.
     wide = BearerTransport(refresh="body", grantable_scopes=["read", "write"])
-    env = await make_env(transports=[wide])
+    env = await make_env(transports=[wide], redis_url=REDIS_TEST_URL)
     await sign_up(env.client)
     refresh = (await get_tokens(env.client, scope="read write"))["refresh_token"]
     async with rebuild(
-        env, transports=[BearerTransport(refresh="body", grantable_scopes=["read"])]
+        env,
+        transports=[BearerTransport(refresh="body", grantable_scopes=["read"])],
+        redis_url=REDIS_TEST_URL,
     ) as narrowed:
         r = await narrowed.post("/refresh", json={"refresh_token": refresh})
         assert r.status_code == 200, r.text

@@ -125,3 +125,24 @@ async def test_a_replay_on_one_worker_revokes_the_family_on_all(clients):
     live = first.json()["refresh_token"]
     answers = await together([_refresh(c, live) for c in clients])
     assert [a.status_code for a in answers] == [401] * len(clients)
+
+
+async def test_after_a_flushall_no_earlier_refresh_token_works_on_any_worker(clients):
+    import redis.asyncio
+
+    unused = (await _tokens(clients))["refresh_token"]
+    spent = (await _tokens(clients))["refresh_token"]
+    r = await clients[1].post("/refresh", json={"refresh_token": spent})
+    assert r.status_code == 200
+    live = r.json()["refresh_token"]
+    assert (await clients[2].post("/refresh", json={"refresh_token": spent})).status_code == 401
+    store = redis.asyncio.Redis.from_url(REDIS_TEST_URL)
+    try:
+        await store.flushdb()  # the data loss: the revocation and every record are gone
+    finally:
+        await store.aclose()
+    for token in (unused, spent, live):
+        answers = await together([_refresh(c, token) for c in clients])
+        assert [a.status_code for a in answers] == [401] * len(clients)
+    fresh = (await _tokens(clients))["refresh_token"]  # signing in again works everywhere
+    assert (await clients[3].post("/refresh", json={"refresh_token": fresh})).status_code == 200

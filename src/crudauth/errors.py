@@ -60,6 +60,13 @@ class InvalidToken(InvalidSession):
         self.reason = reason
 
 
+class InvalidRefreshToken(InvalidToken):
+    """A refresh token was presented but cannot be exchanged (forged, expired, spent or its
+    family revoked, never which). ``reason`` is for logs only."""
+
+    code = "invalid_refresh_token"
+
+
 class CrossSiteRequest(CrudAuthError):
     """A login-like request came from another site (login CSRF)."""
 

@@ -28,6 +28,10 @@ from crudauth.exceptions import (
 INCORRECT_CREDENTIALS = "Incorrect username or password"
 NOT_AUTHENTICATED = "Not authenticated"
 INVALID_TOKEN = "Invalid token"  # noqa: S105 - an error text, not a secret
+REFRESH_INVALID = "Invalid or expired refresh token"
+#: RFC 6750 §3: every 401 for a bad bearer token says so in ``WWW-Authenticate``; no-store
+#: keeps the refusal (and whatever token prompted it) out of shared caches.
+BEARER_REFUSAL = {"WWW-Authenticate": 'Bearer error="invalid_token"', "Cache-Control": "no-store"}
 CROSS_SITE_LOGIN = "Cross-site login requests are not allowed."
 UNAVAILABLE = "Authentication is temporarily unavailable. Try again shortly."
 LOCKED_OUT = "Too many login attempts. Try again later."
@@ -47,11 +51,10 @@ def to_http(exc: errors.CrudAuthError) -> HTTPException:
     out: HTTPException
     if isinstance(exc, errors.InvalidCredentials):
         out = UnauthorizedException(INCORRECT_CREDENTIALS)
+    elif isinstance(exc, errors.InvalidRefreshToken):
+        out = UnauthorizedException(REFRESH_INVALID, headers=BEARER_REFUSAL)
     elif isinstance(exc, errors.InvalidToken):
-        # RFC 6750 §3: a rejected bearer token says so in WWW-Authenticate.
-        out = UnauthorizedException(
-            INVALID_TOKEN, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}
-        )
+        out = UnauthorizedException(INVALID_TOKEN, headers=BEARER_REFUSAL)
     elif isinstance(exc, (errors.NotAuthenticated, errors.InvalidSession)):
         out = UnauthorizedException(NOT_AUTHENTICATED)
     elif isinstance(exc, errors.CrossSiteRequest):

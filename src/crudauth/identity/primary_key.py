@@ -10,9 +10,11 @@ one), and the session classes read by primary key as SQLAlchemy's own do.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from typing import Any, Final
 
-from sqlalchemy import Select, bindparam, select
+from sqlalchemy import BigInteger, Integer, Select, SmallInteger, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapper, Session
 
@@ -64,3 +66,41 @@ class PrimaryKeyRead:
         if not plain or self._mapper.identity_key_from_primary_key((key,)) in db.identity_map:
             return None
         return statement
+
+
+#: Bits of each integer column type, narrowest first (``BigInteger`` and ``SmallInteger`` are
+#: ``Integer`` subclasses). An ``Integer`` column is 32-bit on PostgreSQL and MySQL.
+_INTEGER_BITS: Final = ((SmallInteger, 16), (BigInteger, 64), (Integer, 32))
+_DECIMAL: Final = re.compile(r"-?[0-9]{1,20}")
+
+
+def id_coercion(id_column: Any) -> Callable[[Any], Any]:
+    """How a user id from a cookie or token (text) becomes the primary key's Python type.
+
+    Raises ``ValueError`` or ``TypeError`` for a value the column cannot hold. An integer key
+    takes ASCII decimal digits only, within the column's range: a database driver answers an
+    out-of-range bind (a signed token whose ``sub`` has 400 digits) with an error, not with
+    "no such row".
+    """
+    python_type: Any = id_column.type.python_type
+    if not issubclass(python_type, int):
+
+        def coerce(value: Any) -> Any:
+            return value if isinstance(value, python_type) else python_type(value)
+
+        return coerce
+    bits = next((b for kind, b in _INTEGER_BITS if isinstance(id_column.type, kind)), 64)
+    low, high = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+
+    def coerce_integer(value: Any) -> Any:
+        if isinstance(value, str):
+            if not _DECIMAL.fullmatch(value):
+                raise ValueError("not a decimal integer id")
+            value = int(value)
+        elif not isinstance(value, int):
+            value = python_type(value)
+        if not low <= value <= high:
+            raise ValueError("integer id out of the column's range")
+        return value
+
+    return coerce_integer

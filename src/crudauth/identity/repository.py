@@ -22,7 +22,7 @@ from sqlalchemy.orm.instrumentation import ClassManager
 from crudauth.errors import ConfigurationError
 from crudauth.identity.config import IdentityConfig
 from crudauth.identity.identifiers import canonical_email, canonical_identifier, sql_lower_form
-from crudauth.identity.primary_key import ID_PARAMETER, PrimaryKeyRead
+from crudauth.identity.primary_key import ID_PARAMETER, PrimaryKeyRead, id_coercion
 
 LOGICAL_FIELDS: Final = (
     "id",
@@ -104,7 +104,7 @@ class UserRepository:
         self._columns: dict[str, ColumnProperty[Any]] = columns
         self._validate()
         id_column = columns[self.attr_name("id")].columns[0]
-        self._id_type: type = id_column.type.python_type
+        self._coerce_id = id_coercion(id_column)
         self._auth_fields = self._getter([*_AUTH_FIELDS, self.identity.recovery_verified_field])
         self._by_key = PrimaryKeyRead(model, mapper, id_column)
 
@@ -278,11 +278,9 @@ class UserRepository:
         return None if row is None else int(row[0] or 0)
 
     def coerce_id(self, user_id: Any) -> Any:
-        """``user_id`` as the primary key's Python type (a cookie or token carries a string)."""
-        python_type = self._id_type
-        if isinstance(user_id, python_type):
-            return user_id
-        return python_type(user_id)
+        """``user_id`` as the primary key's Python type (a cookie or token carries a string);
+        ``ValueError``/``TypeError`` for a value the column cannot hold."""
+        return self._coerce_id(user_id)
 
     def _match(self, field: str, value: str) -> Any:
         column = self.column(field)

@@ -8,7 +8,6 @@ from typing import Any
 from starlette.requests import Request
 
 from crudauth.clock import Clock
-from crudauth.exceptions import UnauthorizedException
 from crudauth.http.headers import raw_header
 from crudauth.transports.bearer.signing import KeySet
 from crudauth.transports.bearer.tokens import (
@@ -19,17 +18,6 @@ from crudauth.transports.bearer.tokens import (
 )
 
 VERIFIED_CACHE_SIZE = 4096
-INVALID_TOKEN = "Invalid token"  # noqa: S105 - an error text, not a secret
-#: RFC 6750 §3: every 401 for a bad bearer token says so in ``WWW-Authenticate``.
-CHALLENGE = 'Bearer error="invalid_token"'
-
-
-def unauthorized(detail: str = INVALID_TOKEN, code: str = "invalid_token") -> UnauthorizedException:
-    """The 401 for a bearer credential that is present but unacceptable."""
-    return UnauthorizedException(
-        detail,
-        headers={"WWW-Authenticate": CHALLENGE, "X-Error-Code": code, "Cache-Control": "no-store"},
-    )
 
 
 class AccessGrant:
@@ -93,7 +81,8 @@ class AccessTokens:
         self._verified: OrderedDict[str, AccessGrant] = OrderedDict()
 
     def read(self, request: Request) -> AccessGrant | None:
-        """The grant of the request's bearer token; ``None`` without one; 401 if it is bad."""
+        """The grant of the request's bearer token; ``None`` without one; ``InvalidToken`` if
+        it is bad."""
         header = raw_header(request.scope, b"authorization")
         if header is None:
             return None
@@ -108,14 +97,11 @@ class AccessTokens:
         elif not grant.current(now):
             # Signature, header, issuer and audience were proven for these exact bytes;
             # only time can have changed.
-            raise unauthorized()
+            raise InvalidToken("expired or not yet valid")
         return grant
 
     def _verify(self, token: str, now: float) -> AccessGrant:
-        try:
-            claims = verify_token(token, self.keys, TokenType.ACCESS, rules=self.rules, now=now)
-        except InvalidToken:
-            raise unauthorized() from None
+        claims = verify_token(token, self.keys, TokenType.ACCESS, rules=self.rules, now=now)
         grant = AccessGrant(claims, self.grantable, self.rules.leeway)
         self._verified[token] = grant
         if len(self._verified) > VERIFIED_CACHE_SIZE:

@@ -2,10 +2,15 @@
 
 Every sign-in starts a family; each ``/refresh`` replaces its one live member with a new one.
 The store keeps one small record per family, under the SHA-256 of the family id, holding the
-SHA-256 of the live member's ``jti`` (never a token). Nothing is written when a family starts:
-its record is created by the first refresh with ``set_if_absent``, and every later rotation is a
-``compare_and_set`` against the record just read, so of two concurrent refreshes with the same
-token exactly one wins.
+SHA-256 of the live member's ``jti`` (never a token). The record is written when the family
+starts, before its first token is handed out, and every rotation is a ``compare_and_set``
+against the record just read, so of two concurrent refreshes with the same token exactly one
+wins.
+
+No record means no family, whatever the generation: a record that expired, was lost with the
+store's data (a Redis ``FLUSHALL``, a restart of a memory store) or never existed ends every
+member of the family. Nothing but ``start`` ever creates a record, so a lost revocation can
+never bring a family back to life.
 
 Presenting a member that is no longer the live one means the token was copied: the whole family
 is revoked, the live member included. Revocation overwrites the record with a tombstone that
@@ -14,6 +19,7 @@ lives as long as the family could have, so a revoked family can never start agai
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -76,12 +82,20 @@ def _digest(value: str) -> str:
 
 
 @dataclass(frozen=True)
+class FamilyStart:
+    """A new family and its first member, to be recorded before the member is handed out."""
+
+    family: str
+    jti: str
+    expires_at: float
+
+
+@dataclass(frozen=True)
 class Presented:
     """The parts of a verified refresh token that rotation needs."""
 
     family: str
     jti: str
-    generation: int
     user_id: str
 
 
@@ -95,12 +109,44 @@ class RefreshFamilies:
         self.clock = clock
         self.grace_seconds = grace_seconds
         self.leeway = leeway
+        #: Background recordings (``start_soon``), held so the loop cannot drop them.
+        self._recording: set[asyncio.Task[None]] = set()
 
     def key(self, family: str) -> str:
         return _PREFIX + _digest(family)
 
     def _ttl(self, until: float) -> float:
         return max(1.0, until - self.clock.now() + self.leeway)
+
+    async def start(self, start: FamilyStart) -> None:
+        """Record a new family whose live member is ``start.jti`` (generation 0)."""
+        record = FamilyRecord(_digest(start.jti), None, self.clock.now(), 0)
+        await self.store.set(self.key(start.family), record.dumps(), self._ttl(start.expires_at))
+
+    def start_soon(self, start: FamilyStart) -> asyncio.Task[None] | None:
+        """``start`` as a task on the running loop, for synchronous callers; ``None`` (and a
+        warning) without a running loop, where the family can never be recorded."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            logger.warning(
+                "crudauth: issue_tokens() ran outside an event loop; its refresh token's family "
+                "cannot be recorded, so the refresh token will be refused"
+            )
+            return None
+        task = loop.create_task(self.start(start))
+        self._recording.add(task)
+        task.add_done_callback(self._recorded)
+        return task
+
+    def _recorded(self, task: asyncio.Task[None]) -> None:
+        self._recording.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.warning(
+                "crudauth: a refresh family could not be recorded (%s); its refresh token "
+                "will be refused",
+                type(task.exception()).__name__,
+            )
 
     async def rotate(
         self, token: Presented, *, new_jti: str, new_expires_at: float, family_ends_at: float
@@ -113,20 +159,13 @@ class RefreshFamilies:
             return Outcome.DEAD
         ttl = self._ttl(new_expires_at)
         raw = await self.store.get(key)
-        if raw is None:
-            if token.generation != 0:
-                # A later member with no record: the record expired or was lost. Never revive.
-                return Outcome.DEAD
-            first = FamilyRecord(_digest(new_jti), presented, now, 1)
-            if await self.store.set_if_absent(key, first.dumps(), ttl):
-                return Outcome.ROTATED
-            raw = await self.store.get(key)
         record = self._parse(raw)
-        if record is None:
+        if raw is None or record is None:
+            # Expired, revoked, lost with the store's data, or never recorded: dead, and left
+            # unwritten (a lost tombstone must not become a live family).
             return Outcome.DEAD
         if record.current == presented:
             following = FamilyRecord(_digest(new_jti), presented, now, record.generation + 1)
-            assert raw is not None
             if await self.store.compare_and_set(key, raw, following.dumps(), ttl):
                 return Outcome.ROTATED
             record = self._parse(await self.store.get(key))  # someone rotated it just now

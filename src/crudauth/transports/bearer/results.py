@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any
@@ -12,11 +13,16 @@ class IssuedTokens(dict[str, Any]):
 
     ``issue_tokens`` is synchronous, as in the API crudauth is compatible with, but code
     written for async variants of that API says ``await auth.issue_tokens(user)``. Awaiting
-    this dict simply returns it, so both spellings work.
+    this dict waits until the refresh token's family is recorded (``recording``; a store
+    error is raised here) and returns the dict, so both spellings work.
     """
 
+    #: The task recording the refresh family, if one was started.
+    recording: asyncio.Task[None] | None = None
+
     def __await__(self) -> Generator[Any, None, IssuedTokens]:
-        yield from ()
+        if self.recording is not None:
+            yield from self.recording.__await__()
         return self
 
 

@@ -6,20 +6,19 @@ from fastapi import APIRouter, Body, Depends, Request, Response
 from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crudauth.errors import InvalidRefreshToken, InvalidToken
 from crudauth.exceptions import UnauthorizedException
-from crudauth.http.errors import http_errors
+from crudauth.http.errors import http_errors, to_http
 from crudauth.http.guards import no_store, refuse_cross_site
 from crudauth.http.headers import request_cookie
 from crudauth.http.limits import BoundedRoute
-from crudauth.transports.bearer.access import unauthorized
-from crudauth.transports.bearer.tokens import MAX_TOKEN_BYTES, InvalidToken
+from crudauth.transports.bearer.tokens import MAX_TOKEN_BYTES
 from crudauth.transports.login import LoginForm, check_password, finish_sign_in
 
 if TYPE_CHECKING:
     from crudauth.transports.bearer.transport import BearerTransport
 
 REFRESH_MISSING = "Refresh token missing"
-REFRESH_INVALID = "Invalid or expired refresh token"
 
 
 class RefreshIn(BaseModel):
@@ -78,8 +77,8 @@ def build_bearer_router(transport: "BearerTransport") -> APIRouter:
                 refuse_cross_site(request, runtime.origins)
             try:
                 result = await transport.refresh(db, presented, request)
-            except InvalidToken:
-                error = unauthorized(REFRESH_INVALID, "invalid_refresh_token")
+            except InvalidToken as exc:
+                error = to_http(InvalidRefreshToken(exc.reason))
                 if cookie_mode:
                     # A dead refresh cookie is useless to keep; the error response drops it.
                     error.headers = {**(error.headers or {}), **_cleared(transport)}

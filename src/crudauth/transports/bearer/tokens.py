@@ -11,7 +11,10 @@ what it has pinned itself (RFC 8725):
 - ``typ`` and the ``token_type`` claim must both name the expected kind, and access and refresh
   tokens are signed with different derived keys, so one can never pass as the other;
 - ``iss`` and ``aud`` must match; ``exp``, ``nbf`` and ``iat`` are checked against crudauth's
-  clock (not the JWT library's), with a small leeway.
+  clock (not the JWT library's), with a small leeway;
+- every claim is type-checked and bounded before anything uses it (times are integers between
+  1970 and 9999, ids at most 128 characters, counters 32-bit), so a signed token carrying
+  ``exp: 10**400`` or a 400-digit ``sub`` never reaches ``float()``, a SQL bind or a store key.
 
 Every failure raises :class:`InvalidToken`, whatever went wrong, so a caller never answers 500.
 """
@@ -19,6 +22,7 @@ Every failure raises :class:`InvalidToken`, whatever went wrong, so a caller nev
 from __future__ import annotations
 
 import binascii
+import math
 import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -33,6 +37,14 @@ from crudauth.transports.bearer.signing import KeySet
 MAX_TOKEN_BYTES: Final = 8192
 ALLOWED_HEADERS: Final = frozenset({"alg", "typ", "kid"})
 _MAX_KID: Final = 128
+#: The claim bounds. A NumericDate we mint is far below 9999-12-31T23:59:59Z; ``ver`` is a
+#: 32-bit column and ``gen`` counts rotations; ``sub``, ``jti`` and ``fam`` are short ids (a
+#: ``sub`` also becomes part of a store key, whose column holds 255 characters).
+MAX_TIME: Final = 253_402_300_799
+MAX_ID_CHARS: Final = 128
+MAX_COUNTER: Final = 2**31 - 1
+MAX_SCOPES: Final = 256
+MAX_SCOPE_CHARS: Final = 128
 
 
 class TokenType(str, Enum):
@@ -111,12 +123,20 @@ def verify_signed_token_full(
                 "verify_exp": False,
                 "verify_nbf": False,
                 "verify_iat": False,
+                # The library's own type checks: ``sub`` and ``jti`` are strings.
+                "verify_sub": True,
+                "verify_jti": True,
                 "strict_aud": True,
                 "require": ["exp", "iat", "sub", "jti", "iss", "aud", *require],
             },
         )
     except (jwt.PyJWTError, ValueError, TypeError, binascii.Error, RecursionError) as exc:
         raise InvalidToken(f"rejected: {type(exc).__name__}") from None
+    for name in ("exp", "iat", "nbf"):
+        if name in claims:
+            _time(claims, name)
+    _identifier(claims, "sub")
+    _identifier(claims, "jti")
     check_times(claims, now, rules.leeway)
     return VerifiedToken(header, claims, key.kid)
 
@@ -157,7 +177,45 @@ def _number(claims: Mapping[str, Any], name: str) -> float:
     value = claims.get(name)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise InvalidToken(f"{name} is not a number")
-    return float(value)
+    try:
+        number = float(value)
+    except OverflowError:
+        raise InvalidToken(f"{name} is out of range") from None
+    if not math.isfinite(number):  # NaN compares false both ways: it would never expire
+        raise InvalidToken(f"{name} is not finite")
+    return number
+
+
+def _time(claims: Mapping[str, Any], name: str) -> int:
+    """A NumericDate we could have minted: a whole number of seconds from 1970 to 9999."""
+    value = claims.get(name)
+    if type(value) is not int or not 0 <= value <= MAX_TIME:
+        raise InvalidToken(f"bad {name}")
+    return value
+
+
+def _identifier(claims: Mapping[str, Any], name: str) -> str:
+    value = claims.get(name)
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_ID_CHARS:
+        raise InvalidToken(f"bad {name}")
+    return value
+
+
+def _counter(claims: Mapping[str, Any], name: str, low: int) -> int:
+    value = claims.get(name)
+    if type(value) is not int or not low <= value <= MAX_COUNTER:
+        raise InvalidToken(f"bad {name}")
+    return value
+
+
+def _scopes(claims: Mapping[str, Any]) -> None:
+    scopes = claims.get("scopes", [])
+    if (
+        not isinstance(scopes, list)
+        or len(scopes) > MAX_SCOPES
+        or not all(isinstance(s, str) and 0 < len(s) <= MAX_SCOPE_CHARS for s in scopes)
+    ):
+        raise InvalidToken("bad scopes")
 
 
 def check_times(claims: Mapping[str, Any], now: float, leeway: float) -> None:
@@ -271,23 +329,12 @@ def verify_token(
     )
     if claims.get("token_type") != token_type.value:
         raise InvalidToken("wrong token_type claim")
-    if not isinstance(claims["sub"], str) or not claims["sub"]:
-        raise InvalidToken("bad sub")
-    if not isinstance(claims["jti"], str) or not claims["jti"]:
-        raise InvalidToken("bad jti")
-    version = claims["ver"]
-    if isinstance(version, bool) or not isinstance(version, int):
-        raise InvalidToken("bad ver")
-    scopes = claims.get("scopes", [])
-    if not isinstance(scopes, list) or not all(isinstance(s, str) for s in scopes):
-        raise InvalidToken("bad scopes")
+    _counter(claims, "ver", -MAX_COUNTER - 1)
+    _scopes(claims)
     if refresh:
-        generation = claims["gen"]
-        if isinstance(generation, bool) or not isinstance(generation, int) or generation < 0:
-            raise InvalidToken("bad gen")
-        if not isinstance(claims["fam"], str) or not claims["fam"]:
-            raise InvalidToken("bad fam")
-        _number(claims, "fst")
+        _counter(claims, "gen", 0)
+        _identifier(claims, "fam")
+        _time(claims, "fst")
     return claims
 
 

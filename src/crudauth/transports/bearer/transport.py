@@ -19,9 +19,14 @@ from crudauth.principal import Principal
 from crudauth.runtime import AuthRuntime
 from crudauth.tokenshape import TokenShape
 from crudauth.transports.base import AuthContext, Transport
-from crudauth.transports.bearer.access import AccessTokens, unauthorized
+from crudauth.transports.bearer.access import AccessTokens
 from crudauth.transports.bearer.claims import ClaimsEntries
-from crudauth.transports.bearer.families import Outcome, Presented, RefreshFamilies
+from crudauth.transports.bearer.families import (
+    FamilyStart,
+    Outcome,
+    Presented,
+    RefreshFamilies,
+)
 from crudauth.transports.bearer.options import COOKIE_NAME, positive, scope_set, within
 from crudauth.transports.bearer.results import IssuedTokens, RefreshedTokens
 from crudauth.transports.bearer.signing import (
@@ -221,16 +226,25 @@ class BearerTransport(Transport):
     def issue_tokens(
         self, user: Any, *, scopes: Iterable[str] | None = None, response: Response | None = None
     ) -> IssuedTokens:
-        """Mint an access token and the first refresh token of a new family (no store write).
+        """Mint an access token and the first refresh token of a new family.
 
-        With ``response`` in cookie mode, the refresh token goes into the HttpOnly cookie and
-        is left out of the returned dict.
+        The family is recorded in the token store by a task on the running loop: ``await``
+        the result to wait for it (a store error is raised there). Until it is recorded, and
+        for good if it never is (no running loop, the store down), the refresh token is
+        refused; the access token works at once. With ``response`` in cookie mode, the refresh
+        token goes into the HttpOnly cookie and is left out of the returned dict.
         """
+        tokens, start = self._mint(user, scopes, response)
+        tokens.recording = self.families.start_soon(start)
+        return tokens
+
+    def _mint(
+        self, user: Any, scopes: Iterable[str] | None, response: Response | None
+    ) -> tuple[IssuedTokens, FamilyStart]:
         granted = self.clamp_scopes(scopes)
         started = int(self.runtime.clock.now())
-        refresh, expires_at = self._member(
-            user, granted, new_token_id(), 0, started, new_token_id()
-        )
+        family, jti = new_token_id(), new_token_id()
+        refresh, expires_at = self._member(user, granted, family, 0, started, jti)
         result = IssuedTokens(
             access_token=self.access_token(user, granted),
             token_type=TOKEN_TYPE,
@@ -238,7 +252,7 @@ class BearerTransport(Transport):
         )
         if response is not None and self.refresh_mode == "cookie":
             self.set_refresh_cookie(response, result.pop("refresh_token"), expires_at)
-        return result
+        return result, FamilyStart(family, jti, expires_at)
 
     # -- requests ------------------------------------------------------------------------------
 
@@ -246,10 +260,7 @@ class BearerTransport(Transport):
         grant = self.access.read(request)
         if grant is None:
             return None
-        try:
-            user, row = await self._live_user(ctx.db, grant.subject, grant.version)
-        except InvalidToken:
-            raise unauthorized() from None
+        user, row = await self._live_user(ctx.db, grant.subject, grant.version)
         return build_principal(
             ctx.runtime, user, self.name, grant.metadata(), scopes=grant.scopes, row=row
         )
@@ -270,7 +281,7 @@ class BearerTransport(Transport):
             # Newer than the entry: the version moved on without the library (say, SQL).
             entry = await self.claims_entries.get(grant.subject, stale=True)
         if not entry["active"] or grant.version != entry["ver"]:
-            raise unauthorized()
+            raise InvalidToken("account disabled or credentials changed")
         return Principal(
             user_id=self.runtime.repo.coerce_id(grant.subject),  # the same coercion as get()
             scopes=grant.scopes,
@@ -309,7 +320,9 @@ class BearerTransport(Transport):
         self, request: Request, response: Response, user: Any, options: Mapping[str, Any]
     ) -> dict[str, Any]:
         runtime = self.runtime
-        tokens = self.issue_tokens(user, scopes=options.get("scopes"), response=response)
+        tokens, start = self._mint(user, options.get("scopes"), response)
+        # Recorded before the answer leaves: a family without a record is dead.
+        await self.families.start(start)
         await runtime.hooks.fire(
             "on_after_login",
             runtime.repo.to_dict(user),
@@ -348,7 +361,7 @@ class BearerTransport(Transport):
             user, scopes, claims["fam"], claims["gen"] + 1, started, jti
         )
         outcome = await self.families.rotate(
-            Presented(claims["fam"], claims["jti"], claims["gen"], claims["sub"]),
+            Presented(claims["fam"], claims["jti"], claims["sub"]),
             new_jti=jti,
             new_expires_at=expires_at,
             family_ends_at=started + self.refresh_ttl,
