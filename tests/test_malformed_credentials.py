@@ -167,6 +167,7 @@ async def test_a_misshapen_refresh_token_in_the_body_is_an_invalid_refresh_token
     env = await make_env(transports=[BearerTransport(refresh="body")])
     junk = await env.client.post("/refresh", json={"refresh_token": "a.b.c"})
     assert answer(junk) == (401, INVALID_REFRESH, "invalid_refresh_token")
-    for token in [*filter(None, MISSHAPEN_TOKENS), "é.a.b", "a.b.é", "a" * 9000]:
+    # (An oversized body token is a 422 before any work: tests/test_request_limits.py.)
+    for token in [*filter(None, MISSHAPEN_TOKENS), "é.a.b", "a.b.é"]:
         r = await env.client.post("/refresh", json={"refresh_token": token})
         assert answer(r) == answer(junk), token

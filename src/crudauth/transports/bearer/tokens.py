@@ -209,7 +209,7 @@ def _counter(claims: Mapping[str, Any], name: str, low: int) -> int:
 
 
 def _scopes(claims: Mapping[str, Any]) -> None:
-    scopes = claims.get("scopes", [])
+    scopes = claims["scopes"]
     if (
         not isinstance(scopes, list)
         or len(scopes) > MAX_SCOPES
@@ -325,7 +325,8 @@ def verify_token(
         typ=token_type.media_type,
         rules=rules,
         now=now,
-        require=("ver", "token_type", *(_REFRESH_CLAIMS if refresh else ())),
+        # Every token this library mints carries its scopes; one without them is not ours.
+        require=("ver", "token_type", "scopes", *(_REFRESH_CLAIMS if refresh else ())),
     )
     if claims.get("token_type") != token_type.value:
         raise InvalidToken("wrong token_type claim")
