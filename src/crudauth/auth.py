@@ -408,12 +408,13 @@ class CRUDAuth:
     async def resolve_principal(
         self, request: Request, update_activity: bool = False
     ) -> Principal | None:
-        """For middleware: the principal of ``request``, or ``None`` if absent or invalid."""
+        """For middleware: the principal of ``request``, or ``None`` if absent or invalid.
+
+        A store that cannot answer raises (an ``HTTPException`` 503 with ``Retry-After``),
+        never ``None``."""
         async with own_session(self.session) as db:
-            try:
-                return await self._resolver.resolve(request, db)
-            except Exception:
-                return None
+            with http_errors():
+                return await self._resolver.resolve_or_anonymous(request, db)
 
     async def revoke_user(self, user_id: Any) -> int:
         """End every session and cached bearer claim of ``user_id`` at once (for example after

@@ -6,8 +6,15 @@ from typing import Annotated, Any, Protocol, cast, runtime_checkable
 
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.exceptions import HTTPException
 
-from crudauth.errors import AccessDenied, ConfigurationError, CrudAuthError, NotAuthenticated
+from crudauth.errors import (
+    AccessDenied,
+    ConfigurationError,
+    CrudAuthError,
+    NotAuthenticated,
+    StoreUnavailable,
+)
 from crudauth.http.errors import to_http
 from crudauth.principal import Principal
 from crudauth.runtime import AuthRuntime
@@ -27,6 +34,19 @@ class ClaimsTransport(Protocol):
 
     async def revoke_user(self, user_id: Any) -> int:
         """Make every credential of ``user_id`` fail on this transport's claims path."""
+
+
+def refuses_credential(exc: Exception) -> bool:
+    """Whether ``exc`` is a transport's "this credential is present but unusable".
+
+    Only that, like an absent credential, may read as anonymous. A store that cannot answer,
+    a database error or a bug must never turn into "signed out": a caller that then serves
+    public content, or skips a per-user limit, would do so exactly while the system is
+    degraded. A custom transport may refuse with a 4xx ``HTTPException``; a 5xx is an outage.
+    """
+    if isinstance(exc, CrudAuthError):
+        return not isinstance(exc, (StoreUnavailable, ConfigurationError))
+    return isinstance(exc, HTTPException) and 400 <= exc.status_code < 500
 
 
 def _cache(request: Request) -> dict[str, Principal | None]:
@@ -72,6 +92,16 @@ class PrincipalResolver:
                 break
         cache[slot] = principal
         return principal
+
+    async def resolve_or_anonymous(self, request: Request, db: AsyncSession) -> Principal | None:
+        """``resolve``, with an invalid credential read as anonymous (``None``); every other
+        failure, a store outage first of all, propagates."""
+        try:
+            return await self.resolve(request, db)
+        except Exception as exc:
+            if refuses_credential(exc):
+                return None
+            raise
 
     async def resolve_claims(
         self, request: Request, transport: str | None = None
