@@ -58,7 +58,7 @@ from crudauth.storage.database import DatabaseStore
 from crudauth.sudo import SudoConfig, SudoManager, build_sudo_router, sudo_gate
 from crudauth.transports.base import Transport, own_session
 from crudauth.transports.bearer.transport import BearerTransport
-from crudauth.transports.login import PasswordSignIn, check_password
+from crudauth.transports.login import PasswordSignIn, account_budget, check_password
 from crudauth.transports.ratelimiting import KeyFunc, build_rate_limit
 from crudauth.transports.resolution import Check, PrincipalResolver
 from crudauth.transports.session.manager import SessionManager
@@ -393,12 +393,8 @@ class CRUDAuth:
                 )
             else:
                 attempt = await runtime.lockout.begin(None, identifier)
-
-                async def reserve_account(found: Any) -> None:
-                    await runtime.lockout.reserve_account(attempt, runtime.repo.user_id(found))
-
                 user = await runtime.authenticator.authenticate(
-                    db, identifier, password, before_verify=reserve_account
+                    db, identifier, password, before_verify=account_budget(runtime, attempt)
                 )
                 sign_in = PasswordSignIn(user, attempt)
             if record_success:

@@ -10,6 +10,17 @@ Threat model
   attacker holding the account locked does not lock its owner out. The address lock still
   applies to everyone.
 - Unknown identifiers are counted exactly like known ones, so a lock reveals nothing.
+- Learning which identifiers belong to one account: every login field of an account (its
+  username, its email) shares one account budget, but a refusal by that budget alone is told
+  to the client as a wrong password (401 after one dummy verification; the address and
+  identifier slots stay counted, as a failure's do), never as a lock. Otherwise the first
+  guess at ``carol@example.com`` after ``carol`` was locked would answer 429 where an unknown
+  address answers 401, telling anyone who knows a username which email is hers. The password
+  is still not evaluated while the account is locked, so the budget holds whatever the
+  identifier. A 429 names only a lock whose subject the client already knows: its own
+  address, the identifier it typed, or the account of an identifier its device cookie lists
+  (that browser signed in with it, so it knows the identifier is an account; its owner is
+  told the truth rather than "wrong password").
 - The backend being down means no password is checked at all (fail closed).
 """
 
@@ -58,6 +69,11 @@ class Attempt:
     account_key: str | None = None
     #: What a device cookie lists for the account: bound to its epoch (``token_version``).
     account_device_tag: str | None = None
+
+    @property
+    def known_to_device(self) -> bool:
+        """This browser's device cookie lists the typed identifier: it signed in with it."""
+        return self.identifier_key.startswith("login:dev:")
 
     def subject_keys(self) -> list[str]:
         return [k for k in (self.ip_key, self.identifier_key) if k is not None]
@@ -134,9 +150,13 @@ class LoginLockout:
         device_subjects: tuple[str, ...] = (),
         device_id: str | None = None,
         epoch: int = 0,
-    ) -> None:
-        """Take a slot on the account itself, before its password is hashed; on refusal give
-        back the slots ``begin`` took and raise ``LockedOut``."""
+    ) -> bool:
+        """Take a slot on the account itself, before its password is hashed.
+
+        When the account's budget is spent its password must not be evaluated: for a browser
+        whose device cookie lists the typed identifier, give back the slots ``begin`` took and
+        raise ``LockedOut``; for anyone else return ``False``, and the attempt fails as a wrong
+        password would, keeping those slots (see the module docstring)."""
         subject = self.account_subject(user_id)
         tag = self.account_device_tag(user_id, epoch)
         if device_id is not None and tag in device_subjects:
@@ -148,16 +168,19 @@ class LoginLockout:
             # The escalating lock applies per account; the "until cleared" hard cap stays on the
             # identifier key, which is what an admin or a reset clears by name.
             decision = await self.backend.lockout_reserve(key, self.config, now, hard_cap=False)
-            if not decision.allowed:
-                for held in attempt.subject_keys():
-                    await self.backend.lockout_release(held, self.config, now, clear=False)
-                raise LockedOut(decision.retry_after)
         except (Contended, StoreUnavailable) as exc:
             self.failures += 1
             logger.warning("crudauth: login lockout unavailable (%s)", type(exc).__name__)
             raise StoreUnavailable("lockout backend unavailable") from None
+        if not decision.allowed:
+            if not attempt.known_to_device:
+                return False
+            for held in attempt.subject_keys():
+                await self.backend.lockout_release(held, self.config, now, clear=False)
+            raise LockedOut(decision.retry_after)
         attempt.account_key = key
         attempt.account_device_tag = tag
+        return True
 
     async def succeeded(self, attempt: Attempt) -> None:
         """A correct password: the identifier starts afresh; the address gets its slot back

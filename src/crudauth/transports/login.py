@@ -3,11 +3,14 @@
 Order matters and is the security argument:
 1. the per-address volume throttle (cheap, fails closed);
 2. a lockout slot on the address and on the identifier, reserved *before* any hashing;
-3. exactly one password verification, whatever the account's state;
+3. exactly one password verification, whatever the account's state: an account whose own
+   budget is spent is checked against no hash and refused as a wrong password (see
+   ``crudauth.ratelimit.lockout`` on why that lock is never shown as one);
 4. on success the identifier starts afresh and this browser gets a signed device cookie that
    exempts it from its identifier's lock next time.
 """
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -17,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from crudauth.errors import InvalidCredentials, LockedOut
+from crudauth.ratelimit.device import DeviceToken
 from crudauth.ratelimit.lockout import Attempt
 from crudauth.runtime import AuthRuntime
 
@@ -56,6 +60,24 @@ def device_cookie_name(runtime: AuthRuntime) -> str:
     return "__Host-crudauth_device" if secure_root else "crudauth_device"
 
 
+def account_budget(
+    runtime: AuthRuntime, attempt: Attempt, device: DeviceToken | None = None
+) -> Callable[[Any], Awaitable[bool]]:
+    """The authenticator's ``before_verify``: a slot on the account the identifier found
+    (this browser's own slot if its device cookie lists the account's current epoch)."""
+
+    async def reserve(user: Any) -> bool:
+        return await runtime.lockout.reserve_account(
+            attempt,
+            runtime.repo.user_id(user),
+            device.subjects if device else (),
+            device.device_id if device else None,
+            epoch=int(runtime.repo.value(user, "token_version", 0) or 0),
+        )
+
+    return reserve
+
+
 async def check_password(
     runtime: AuthRuntime,
     request: Request,
@@ -74,24 +96,8 @@ async def check_password(
     device_id = device.device_id if device and subject in device.subjects else None
     try:
         attempt = await runtime.lockout.begin(ip, identifier, device_id)
-    except LockedOut as exc:
-        await runtime.hooks.fire(
-            "on_lockout", identifier, retry_after=exc.retry_after, context=context
-        )
-        raise
-
-    async def reserve_account(user: Any) -> None:
-        await runtime.lockout.reserve_account(
-            attempt,
-            runtime.repo.user_id(user),
-            device.subjects if device else (),
-            device.device_id if device else None,
-            epoch=int(runtime.repo.value(user, "token_version", 0) or 0),
-        )
-
-    try:
         user = await runtime.authenticator.authenticate(
-            db, identifier, password, before_verify=reserve_account
+            db, identifier, password, before_verify=account_budget(runtime, attempt, device)
         )
     except LockedOut as exc:
         await runtime.hooks.fire(
@@ -99,6 +105,9 @@ async def check_password(
         )
         raise
     except InvalidCredentials as exc:
+        # One hook for every 401, an account-budget refusal ("account_locked") included:
+        # ``on_lockout`` is for a lock the client is told about, so an app's work there (an
+        # alert, a mail) cannot set this refusal apart from a wrong password.
         await runtime.hooks.fire(
             "on_login_failed",
             identifier,
