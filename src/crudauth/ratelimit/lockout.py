@@ -19,8 +19,8 @@ Threat model
   is still not evaluated while the account is locked, so the budget holds whatever the
   identifier. A 429 names only a lock whose subject the client already knows: its own
   address, the identifier it typed, or the account of an identifier its device cookie lists
-  (that browser signed in with it, so it knows the identifier is an account; its owner is
-  told the truth rather than "wrong password").
+  or that it is signed in to (a password confirmation). Such a client already knows the
+  identifier is an account, and its owner is told the truth rather than "wrong password".
 - The backend being down means no password is checked at all (fail closed).
 """
 
@@ -69,11 +69,9 @@ class Attempt:
     account_key: str | None = None
     #: What a device cookie lists for the account: bound to its epoch (``token_version``).
     account_device_tag: str | None = None
-
-    @property
-    def known_to_device(self) -> bool:
-        """This browser's device cookie lists the typed identifier: it signed in with it."""
-        return self.identifier_key.startswith("login:dev:")
+    #: The client already knows the identifier is an account (its device cookie lists it, or
+    #: it is signed in to that account), so a lock of the account may be shown to it as one.
+    shows_account_lock: bool = False
 
     def subject_keys(self) -> list[str]:
         return [k for k in (self.ip_key, self.identifier_key) if k is not None]
@@ -98,18 +96,32 @@ class LoginLockout:
             identifier = hashlib.sha256(identifier.encode("utf-8", "replace")).hexdigest()
         return self.keys.digest(SUBJECT_PURPOSE, canonical_identifier(identifier))[:32]
 
-    def attempt(self, ip: str | None, identifier: str, device_id: str | None) -> Attempt:
+    def attempt(
+        self, ip: str | None, identifier: str, device_id: str | None, account_known: bool = False
+    ) -> Attempt:
         subject = self.subject(identifier)
         ip_key = f"login:ip:{address_subject(ip)}" if ip else None
         if device_id is not None:
             identifier_key = f"login:dev:{device_id}:{subject}"
         else:
             identifier_key = f"login:user:{subject}"
-        return Attempt(ip_key, identifier_key, subject)
+        shows = account_known or device_id is not None
+        return Attempt(ip_key, identifier_key, subject, shows_account_lock=shows)
 
-    async def begin(self, ip: str | None, identifier: str, device_id: str | None = None) -> Attempt:
-        """Take a slot on every subject, or raise ``LockedOut`` having taken none."""
-        attempt = self.attempt(ip, identifier, device_id)
+    async def begin(
+        self,
+        ip: str | None,
+        identifier: str,
+        device_id: str | None = None,
+        *,
+        account_known: bool = False,
+    ) -> Attempt:
+        """Take a slot on every subject, or raise ``LockedOut`` having taken none.
+
+        ``device_id``: this browser's device cookie lists ``identifier``. ``account_known``:
+        the caller is signed in to the account ``identifier`` names (a password confirmation).
+        """
+        attempt = self.attempt(ip, identifier, device_id, account_known)
         now = self.clock.now()
         taken: list[str] = []
         try:
@@ -153,10 +165,10 @@ class LoginLockout:
     ) -> bool:
         """Take a slot on the account itself, before its password is hashed.
 
-        When the account's budget is spent its password must not be evaluated: for a browser
-        whose device cookie lists the typed identifier, give back the slots ``begin`` took and
-        raise ``LockedOut``; for anyone else return ``False``, and the attempt fails as a wrong
-        password would, keeping those slots (see the module docstring)."""
+        When the account's budget is spent its password must not be evaluated: if the client
+        knows the account (``Attempt.shows_account_lock``), give back the slots ``begin`` took
+        and raise ``LockedOut``; for anyone else return ``False``, and the attempt fails as a
+        wrong password would, keeping those slots (see the module docstring)."""
         subject = self.account_subject(user_id)
         tag = self.account_device_tag(user_id, epoch)
         if device_id is not None and tag in device_subjects:
@@ -173,7 +185,7 @@ class LoginLockout:
             logger.warning("crudauth: login lockout unavailable (%s)", type(exc).__name__)
             raise StoreUnavailable("lockout backend unavailable") from None
         if not decision.allowed:
-            if not attempt.known_to_device:
+            if not attempt.shows_account_lock:
                 return False
             for held in attempt.subject_keys():
                 await self.backend.lockout_release(held, self.config, now, clear=False)

@@ -86,8 +86,12 @@ async def check_password(
     password: str,
     *,
     transport: str,
+    account_known: bool = False,
 ) -> PasswordSignIn:
-    """Verify a password sign-in under the throttle and the lockout; raise on refusal."""
+    """Verify a password sign-in under the throttle and the lockout; raise on refusal.
+
+    ``account_known``: the caller is signed in to the account ``identifier`` names, so a
+    lock of that account is shown to it as one (429), not as a wrong password."""
     ip = runtime.client_ip(request)
     context = runtime.hook_context(request, transport)
     await runtime.throttles.hit_address("login_ip", ip)
@@ -95,7 +99,9 @@ async def check_password(
     subject = runtime.lockout.subject(identifier)
     device_id = device.device_id if device and subject in device.subjects else None
     try:
-        attempt = await runtime.lockout.begin(ip, identifier, device_id)
+        attempt = await runtime.lockout.begin(
+            ip, identifier, device_id, account_known=account_known
+        )
         user = await runtime.authenticator.authenticate(
             db, identifier, password, before_verify=account_budget(runtime, attempt, device)
         )
