@@ -8,6 +8,9 @@ Order matters and is the security argument:
    ``crudauth.ratelimit.lockout`` on why that lock is never shown as one);
 4. on success the identifier starts afresh and this browser gets a signed device cookie that
    exempts it from its identifier's lock next time.
+
+Hooks receive the identifier as typed but escaped (``escape_identifier``): printable, one
+line, bounded, so an application that logs it cannot be made to write a forged line.
 """
 
 from collections.abc import Awaitable, Callable
@@ -20,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from crudauth.errors import InvalidCredentials, LockedOut
+from crudauth.identity.identifiers import escape_identifier
 from crudauth.ratelimit.device import DeviceToken
 from crudauth.ratelimit.lockout import Attempt
 from crudauth.runtime import AuthRuntime
@@ -107,7 +111,10 @@ async def check_password(
         )
     except LockedOut as exc:
         await runtime.hooks.fire(
-            "on_lockout", identifier, retry_after=exc.retry_after, context=context
+            "on_lockout",
+            escape_identifier(identifier),
+            retry_after=exc.retry_after,
+            context=context,
         )
         raise
     except InvalidCredentials as exc:
@@ -116,7 +123,7 @@ async def check_password(
         # alert, a mail) cannot set this refusal apart from a wrong password.
         await runtime.hooks.fire(
             "on_login_failed",
-            identifier,
+            escape_identifier(identifier),
             user=runtime.repo.to_dict(exc.user) if exc.user is not None else None,
             reason=exc.reason,
             context=context,
