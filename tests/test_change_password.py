@@ -86,6 +86,33 @@ async def test_current_password_checks_share_the_login_lockout(make_env):
     assert (await login(httpx_client(env))).status_code == 429  # the same lock as /login
 
 
+async def test_a_signed_in_owner_is_told_of_an_account_lock_set_through_another_identifier(
+    make_env,
+):
+    """Guessing through the username locks the account (the password check of
+    /change-password names it by its email); its owner, signed in, gets the 429 (she knows her
+    own account), not a misleading "current password is incorrect"."""
+    env = await make_env(
+        lockout=LockoutConfig(max_attempts=3, device_cookie=False), trusted_proxy_hops=1
+    )
+    await register(env.client)
+    browser = await sign_in(env)
+    guesser = httpx_client(env)
+    for i in range(3):  # from addresses of its own: the owner's address stays unlocked
+        r = await guesser.post(
+            "/login",
+            data={"username": "alice", "password": "guess"},
+            headers={"X-Forwarded-For": f"198.51.100.{i}"},
+        )
+        assert r.status_code == 401
+    verifications = env.hasher.verifications
+
+    r = await change(browser)
+
+    assert r.status_code == 429, r.text
+    assert env.hasher.verifications == verifications
+
+
 async def test_change_password_needs_the_csrf_header(make_env):
     env = await make_env()
     await register(env.client)

@@ -1,7 +1,8 @@
 """The login lockout over HTTP: slots reserved before hashing, escalation, the device cookie.
 
 Every test runs on the frozen clock (``env.clock``) and counts password verifications with the
-counting hasher (``env.hasher.verifications``): a refused attempt must cost no hash at all.
+counting hasher (``env.hasher.verifications``): a 429 must cost no hash at all, and a refusal
+told as a wrong password exactly the one a wrong password costs.
 Client addresses are chosen either with ``X-Forwarded-For`` through one trusted proxy
 (``trusted_proxy_hops=1``) or with the socket peer of an ``httpx.ASGITransport``.
 """
@@ -10,17 +11,29 @@ from __future__ import annotations
 
 import base64
 import json
+import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
 import pytest
 
-from crudauth import AuthHooks, ConfigurationError, CookieConfig, SessionTransport
+from crudauth import (
+    AuthHooks,
+    BearerTransport,
+    ConfigurationError,
+    CookieConfig,
+    SessionTransport,
+)
 from crudauth.errors import StoreUnavailable
-from crudauth.ratelimit import LockoutConfig, MemoryRateLimiterBackend, RateLimit
+from crudauth.ratelimit import (
+    LockoutConfig,
+    MemoryRateLimiterBackend,
+    RateLimit,
+    redis_rate_limiter,
+)
 from crudauth.ratelimit.policy import Reservation
-from tests.conftest import register
+from tests.conftest import REDIS_TEST_URL, register
 
 PASSWORD = "correct horse battery"  # what tests.conftest.register gives alice
 WRONG = "wrong horse battery"
@@ -225,6 +238,104 @@ async def test_a_lock_on_an_unknown_identifier_looks_like_one_on_a_known_identif
         seen[name] = responses
     for known, unknown in zip(seen["alice"], seen["nobody"], strict=True):
         assert comparable(known) == comparable(unknown)
+
+
+async def locked_carol(make_env: Any, limiter: str, **options: Any) -> Any:
+    """``carol`` (``carol@example.com``) with her account budget spent from five addresses."""
+    if limiter == "redis":
+        options["rate_limiter"] = redis_rate_limiter(
+            REDIS_TEST_URL, prefix=f"crudauth-test:{uuid.uuid4().hex}:rl:"
+        )
+    env = await make_env(
+        transports=[SessionTransport(), BearerTransport()], trusted_proxy_hops=1, **options
+    )
+    await register(env.client, "carol", "carol@example.com")
+    for i in range(5):
+        assert (await attempt(env, "carol", ip=f"10.9.0.{i}")).status_code == 401
+    assert_locked(await attempt(env, "carol", PASSWORD, ip="10.9.0.99"))  # the lock she typed
+    return env
+
+
+async def sign_in_at(env: Any, route: str, username: str, password: str, ip: str) -> httpx.Response:
+    return await env.client.post(
+        route,
+        data={"username": username, "password": password},
+        headers={"X-Forwarded-For": ip},
+    )
+
+
+async def test_the_lockout_budget_is_per_account_not_per_login_field(make_env):
+    env = await make_env(trusted_proxy_hops=1)
+    await register(env.client)
+    for i in range(5):  # the username's whole budget, from five addresses
+        assert (await attempt(env, "alice", ip=f"10.0.0.{i}")).status_code == 401
+    before = env.hasher.verifications
+    # The same account under its other login field: no fresh budget. The right password is
+    # not evaluated (the one verification is the dummy a wrong password would cost).
+    r = await attempt(env, "ALICE@example.com", PASSWORD, ip="10.0.1.2")
+    assert r.status_code == 401
+    assert env.hasher.verifications == before + 1
+
+
+LIMITERS = ["memory", pytest.param("redis", marks=pytest.mark.redis)]
+
+
+@pytest.mark.parametrize("limiter", LIMITERS)
+@pytest.mark.parametrize("route", ["/login", "/token"])
+async def test_a_fresh_identifier_of_a_locked_account_answers_like_an_unknown_identifier(
+    make_env, route, limiter
+):
+    """Who knows a username must not learn which email is hers from the account budget."""
+    fired: list[tuple[str, Any]] = []
+    hooks = AuthHooks(
+        on_login_failed=lambda _id, **kw: fired.append(("on_login_failed", kw["reason"])),
+        on_lockout=lambda _id, **kw: fired.append(("on_lockout", None)),
+    )
+    env = await locked_carol(make_env, limiter, hooks=hooks)
+    answers = []
+    for n, name in enumerate(["carol@example.com", "nobody@example.com"]):
+        before = env.hasher.verifications
+        fired.clear()
+        r = await sign_in_at(env, route, name, WRONG, ip=f"192.0.2.{n}")
+        assert env.hasher.verifications == before + 1  # the same one verification each
+        answers.append((comparable(r), [hook for hook, _ in fired]))
+    assert answers[0] == answers[1]
+    assert answers[0][0][0] == 401 and answers[0][1] == ["on_login_failed"]
+    assert fired == [("on_login_failed", "invalid_credentials")]
+
+    # The right password through a fresh identifier is refused the same way, unevaluated.
+    fired.clear()
+    known = await sign_in_at(env, route, "carol@example.com", PASSWORD, ip="192.0.2.7")
+    assert fired == [("on_login_failed", "account_locked")]  # the app alone is told why
+    unknown = await sign_in_at(env, route, "nobody@example.com", PASSWORD, ip="192.0.2.8")
+    assert comparable(known) == comparable(unknown)
+
+    # Such refusals count on the identifier as failures do: its own lock comes at the same
+    # attempt as an unknown identifier's.
+    for i in range(4):
+        for name in ("carol@example.com", "nobody@example.com"):
+            r = await sign_in_at(env, route, name, WRONG, ip=f"192.0.3.{i}")
+            assert r.status_code == (401 if i < 3 else 429), (name, i)
+
+    # Once the account's lock has run out, the right password is evaluated again.
+    env.clock.advance(LockoutConfig().lockout_max_seconds + 1)
+    r = await sign_in_at(env, route, "carol", PASSWORD, ip="192.0.2.9")
+    assert r.status_code == 200, r.text
+
+
+async def test_a_known_browser_still_signs_in_by_email_while_the_account_is_locked(
+    make_env, browser
+):
+    env = await make_env(transports=[SessionTransport(), BearerTransport()], trusted_proxy_hops=1)
+    await register(env.client, "carol", "carol@example.com")
+    owner = browser(env)
+    assert (await attempt(env, "carol", PASSWORD, ip="192.0.2.10", client=owner)).is_success
+    for i in range(5):
+        assert (await attempt(env, "carol", ip=f"10.9.0.{i}")).status_code == 401
+    r = await attempt(env, "carol@example.com", PASSWORD, ip="192.0.2.10", client=owner)
+    assert r.status_code == 200, r.text
+    stranger = await attempt(env, "carol@example.com", PASSWORD, ip="198.51.100.3")
+    assert stranger.status_code == 401
 
 
 # -- identifiers across addresses, proxies, IPv6 -----------------------------------------------

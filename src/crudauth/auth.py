@@ -57,7 +57,7 @@ from crudauth.storage.database import DatabaseStore
 from crudauth.sudo import SudoConfig, SudoManager, build_sudo_router, sudo_gate
 from crudauth.transports.base import Transport, own_session
 from crudauth.transports.bearer.transport import BearerTransport
-from crudauth.transports.login import PasswordSignIn, check_password
+from crudauth.transports.login import PasswordSignIn, account_budget, check_password
 from crudauth.transports.ratelimiting import KeyFunc, build_rate_limit
 from crudauth.transports.resolution import Check, PrincipalResolver
 from crudauth.transports.session.manager import SessionManager
@@ -395,12 +395,8 @@ class CRUDAuth:
                 )
             else:
                 attempt = await runtime.lockout.begin(None, identifier)
-
-                async def reserve_account(found: Any) -> None:
-                    await runtime.lockout.reserve_account(attempt, runtime.repo.user_id(found))
-
                 user = await runtime.authenticator.authenticate(
-                    db, identifier, password, before_verify=reserve_account
+                    db, identifier, password, before_verify=account_budget(runtime, attempt)
                 )
                 sign_in = PasswordSignIn(user, attempt)
             if record_success:
@@ -408,22 +404,21 @@ class CRUDAuth:
             return sign_in.user
 
     async def resolve_principal(
-        self, request: Request, update_activity: bool = True
+        self, request: Request, update_activity: bool = False
     ) -> Principal | None:
         """For middleware: the principal of ``request``, or ``None`` if absent or invalid.
 
-        Resolving a session is a use of it: its idle window slides as on any request.
+        It opens its own database session and skips the CSRF check; nothing is cached for
+        the route, whose own dependency checks everything again. ``update_activity=True``
+        slides the session's idle window as a request does; by default the look does not
+        count as use. A store that cannot answer raises (an ``HTTPException`` 503 with
+        ``Retry-After``), never ``None``.
         """
-        if not update_activity:
-            raise ConfigurationError(
-                "resolve_principal(update_activity=False) is not available: resolving a "
-                "session always counts as activity"
-            )
         async with own_session(self.session) as db:
-            try:
-                return await self._resolver.resolve(request, db)
-            except Exception:
-                return None
+            with http_errors():
+                return await self._resolver.resolve_for_middleware(
+                    request, db, update_activity=update_activity
+                )
 
     async def revoke_user(self, user_id: Any) -> int:
         """End every session and cached bearer claim of ``user_id`` at once (for example after

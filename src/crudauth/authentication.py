@@ -1,8 +1,9 @@
 """Password authentication, shared by every route that checks a password.
 
-Timing defence: unknown users, disabled users, users without a usable password and wrong
-passwords all cost exactly one password verification, and all fail with the same error, so
-neither the answer nor its timing tells an attacker whether an account exists.
+Timing defence: unknown users, disabled users, users without a usable password, accounts
+whose password may not be evaluated now (``before_verify``) and wrong passwords all cost
+exactly one password verification, and all fail with the same error, so neither the answer nor
+its timing tells an attacker whether an account exists or is locked.
 """
 
 from __future__ import annotations
@@ -34,20 +35,24 @@ class PasswordAuthenticator:
         identifier: str,
         password: str,
         *,
-        before_verify: Callable[[Any], Awaitable[None]] | None = None,
+        before_verify: Callable[[Any], Awaitable[bool]] | None = None,
     ) -> Any:
         """Return the active user whose password matches, or raise ``InvalidCredentials``.
 
         ``before_verify(user)`` runs after the lookup and before any hashing, for an account
-        found by ``identifier`` (the per-account lockout slot); it may raise to refuse.
+        found by ``identifier`` (the per-account lockout slot). It may raise to refuse
+        outright; ``False`` means the password must not be evaluated: it is checked against no
+        hash (the same cost) and the attempt fails as a wrong password, with reason
+        ``account_locked``.
         """
         user = None
         if 0 < len(identifier) <= MAX_EMAIL_LENGTH:
             user = await self.repo.find_by_login(db, identifier)
-        if user is not None and before_verify is not None:
-            await before_verify(user)
-        stored = self.repo.value(user, "hashed_password") if user is not None else None
+        evaluate = user is not None and (before_verify is None or await before_verify(user))
+        stored = self.repo.value(user, "hashed_password") if evaluate else None
         result = await self.hasher.verify_async(password, stored)
+        if user is not None and not evaluate:
+            raise InvalidCredentials("account_locked", user)
         if user is None or not result.ok:
             raise InvalidCredentials("invalid_credentials", user)
         if not self.repo.value(user, "is_active", True):

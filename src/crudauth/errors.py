@@ -39,7 +39,9 @@ class InvalidCredentials(CrudAuthError):
 
     def __init__(self, reason: str = "invalid_credentials", user: Any = None) -> None:
         super().__init__(reason)
-        #: ``invalid_credentials`` or ``inactive``: for hooks and logs, never the response.
+        #: ``invalid_credentials``, ``inactive`` or ``account_locked`` (the account's lockout
+        #: budget is spent; the password was not evaluated): for hooks and logs, never the
+        #: response.
         self.reason = reason
         self.user = user
 

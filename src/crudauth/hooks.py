@@ -2,7 +2,8 @@
 
 A hook that raises is logged on ``crudauth.hooks`` and swallowed: the action it follows has
 already happened. Hooks receive ``repo.to_dict(user)``, which never contains the password hash,
-TOTP secret or recovery codes.
+TOTP secret or recovery codes, and a typed identifier only escaped (``escape_identifier``:
+printable, one line, bounded), never a password, token or code.
 """
 
 from __future__ import annotations

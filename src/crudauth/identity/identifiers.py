@@ -57,6 +57,31 @@ def clean_identifier(value: str, field: str, max_length: int) -> str:
     return cleaned
 
 
+#: The most characters of a typed identifier that a hook or a log record receives.
+MAX_SHOWN_IDENTIFIER: Final = MAX_EMAIL_LENGTH
+
+
+def escape_identifier(value: str) -> str:
+    """A typed identifier as hooks and log records receive it: printable, one line, bounded.
+
+    A sign-in form carries whatever the client sends, and hooks commonly log what they are
+    given: an identifier holding CR and LF would end the line and forge the next one, and bidi
+    overrides or NUL would disguise one. Every non-printable character and
+    the backslash are escaped the way ``repr`` escapes them, and the result is cut at
+    ``MAX_SHOWN_IDENTIFIER`` characters, marked with ``...``. A printable username or email
+    address comes back unchanged.
+    """
+    pieces: list[str] = []
+    size = 0
+    for char in value:
+        piece = char if char.isprintable() and char != "\\" else repr(char)[1:-1]
+        size += len(piece)
+        if size > MAX_SHOWN_IDENTIFIER:
+            return "".join(pieces) + "..."
+        pieces.append(piece)
+    return "".join(pieces)
+
+
 def canonical_identifier(value: str) -> str:
     """The comparison key of a username-like identifier: NFKC, trimmed, case-folded."""
     return unicodedata.normalize("NFKC", value).strip().casefold()

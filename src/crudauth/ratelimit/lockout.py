@@ -10,6 +10,17 @@ Threat model
   attacker holding the account locked does not lock its owner out. The address lock still
   applies to everyone.
 - Unknown identifiers are counted exactly like known ones, so a lock reveals nothing.
+- Learning which identifiers belong to one account: every login field of an account (its
+  username, its email) shares one account budget, but a refusal by that budget alone is told
+  to the client as a wrong password (401 after one dummy verification; the address and
+  identifier slots stay counted, as a failure's do), never as a lock. Otherwise the first
+  guess at ``carol@example.com`` after ``carol`` was locked would answer 429 where an unknown
+  address answers 401, telling anyone who knows a username which email is hers. The password
+  is still not evaluated while the account is locked, so the budget holds whatever the
+  identifier. A 429 names only a lock whose subject the client already knows: its own
+  address, the identifier it typed, or the account of an identifier its device cookie lists
+  or that it is signed in to (a password confirmation). Such a client already knows the
+  identifier is an account, and its owner is told the truth rather than "wrong password".
 - The backend being down means no password is checked at all (fail closed).
 """
 
@@ -58,6 +69,9 @@ class Attempt:
     account_key: str | None = None
     #: What a device cookie lists for the account: bound to its epoch (``token_version``).
     account_device_tag: str | None = None
+    #: The client already knows the identifier is an account (its device cookie lists it, or
+    #: it is signed in to that account), so a lock of the account may be shown to it as one.
+    shows_account_lock: bool = False
 
     def subject_keys(self) -> list[str]:
         return [k for k in (self.ip_key, self.identifier_key) if k is not None]
@@ -82,18 +96,32 @@ class LoginLockout:
             identifier = hashlib.sha256(identifier.encode("utf-8", "replace")).hexdigest()
         return self.keys.digest(SUBJECT_PURPOSE, canonical_identifier(identifier))[:32]
 
-    def attempt(self, ip: str | None, identifier: str, device_id: str | None) -> Attempt:
+    def attempt(
+        self, ip: str | None, identifier: str, device_id: str | None, account_known: bool = False
+    ) -> Attempt:
         subject = self.subject(identifier)
         ip_key = f"login:ip:{address_subject(ip)}" if ip else None
         if device_id is not None:
             identifier_key = f"login:dev:{device_id}:{subject}"
         else:
             identifier_key = f"login:user:{subject}"
-        return Attempt(ip_key, identifier_key, subject)
+        shows = account_known or device_id is not None
+        return Attempt(ip_key, identifier_key, subject, shows_account_lock=shows)
 
-    async def begin(self, ip: str | None, identifier: str, device_id: str | None = None) -> Attempt:
-        """Take a slot on every subject, or raise ``LockedOut`` having taken none."""
-        attempt = self.attempt(ip, identifier, device_id)
+    async def begin(
+        self,
+        ip: str | None,
+        identifier: str,
+        device_id: str | None = None,
+        *,
+        account_known: bool = False,
+    ) -> Attempt:
+        """Take a slot on every subject, or raise ``LockedOut`` having taken none.
+
+        ``device_id``: this browser's device cookie lists ``identifier``. ``account_known``:
+        the caller is signed in to the account ``identifier`` names (a password confirmation).
+        """
+        attempt = self.attempt(ip, identifier, device_id, account_known)
         now = self.clock.now()
         taken: list[str] = []
         try:
@@ -134,9 +162,13 @@ class LoginLockout:
         device_subjects: tuple[str, ...] = (),
         device_id: str | None = None,
         epoch: int = 0,
-    ) -> None:
-        """Take a slot on the account itself, before its password is hashed; on refusal give
-        back the slots ``begin`` took and raise ``LockedOut``."""
+    ) -> bool:
+        """Take a slot on the account itself, before its password is hashed.
+
+        When the account's budget is spent its password must not be evaluated: if the client
+        knows the account (``Attempt.shows_account_lock``), give back the slots ``begin`` took
+        and raise ``LockedOut``; for anyone else return ``False``, and the attempt fails as a
+        wrong password would, keeping those slots (see the module docstring)."""
         subject = self.account_subject(user_id)
         tag = self.account_device_tag(user_id, epoch)
         if device_id is not None and tag in device_subjects:
@@ -148,16 +180,19 @@ class LoginLockout:
             # The escalating lock applies per account; the "until cleared" hard cap stays on the
             # identifier key, which is what an admin or a reset clears by name.
             decision = await self.backend.lockout_reserve(key, self.config, now, hard_cap=False)
-            if not decision.allowed:
-                for held in attempt.subject_keys():
-                    await self.backend.lockout_release(held, self.config, now, clear=False)
-                raise LockedOut(decision.retry_after)
         except (Contended, StoreUnavailable) as exc:
             self.failures += 1
             logger.warning("crudauth: login lockout unavailable (%s)", type(exc).__name__)
             raise StoreUnavailable("lockout backend unavailable") from None
+        if not decision.allowed:
+            if not attempt.shows_account_lock:
+                return False
+            for held in attempt.subject_keys():
+                await self.backend.lockout_release(held, self.config, now, clear=False)
+            raise LockedOut(decision.retry_after)
         attempt.account_key = key
         attempt.account_device_tag = tag
+        return True
 
     async def succeeded(self, attempt: Attempt) -> None:
         """A correct password: the identifier starts afresh; the address gets its slot back

@@ -27,6 +27,11 @@ class AuthContext:
 
     db: AsyncSession
     runtime: AuthRuntime
+    #: ``False`` for a look that must not count as use: the session's idle window stays.
+    update_activity: bool = True
+    #: ``False`` only for ``resolve_principal`` (middleware), whose answer is never cached for
+    #: the route: the route's own dependency checks CSRF.
+    check_csrf: bool = True
 
 
 class Transport(ABC):

@@ -49,7 +49,7 @@ async def confirm_password(
         raise InvalidRequest("This account has no password.", code="no_password")
     try:
         sign_in = await check_password(
-            runtime, request, db, identifier, password, transport=transport
+            runtime, request, db, identifier, password, transport=transport, account_known=True
         )
     except InvalidCredentials:
         raise IncorrectPassword(wrong) from None

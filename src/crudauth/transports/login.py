@@ -3,11 +3,17 @@
 Order matters and is the security argument:
 1. the per-address volume throttle (cheap, fails closed);
 2. a lockout slot on the address and on the identifier, reserved *before* any hashing;
-3. exactly one password verification, whatever the account's state;
+3. exactly one password verification, whatever the account's state: an account whose own
+   budget is spent is checked against no hash and refused as a wrong password (see
+   ``crudauth.ratelimit.lockout`` on why that lock is never shown as one);
 4. on success the identifier starts afresh and this browser gets a signed device cookie that
    exempts it from its identifier's lock next time.
+
+Hooks receive the identifier as typed but escaped (``escape_identifier``): printable, one
+line, bounded, so an application that logs it cannot be made to write a forged line.
 """
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, Final
 
@@ -18,8 +24,9 @@ from starlette.responses import Response
 
 from crudauth.errors import InvalidCredentials, LockedOut
 from crudauth.http.headers import request_cookie
-from crudauth.identity.identifiers import MAX_EMAIL_LENGTH
+from crudauth.identity.identifiers import MAX_EMAIL_LENGTH, escape_identifier
 from crudauth.passwords import MAX_PASSWORD_FIELD
+from crudauth.ratelimit.device import DeviceToken
 from crudauth.ratelimit.lockout import Attempt
 from crudauth.runtime import AuthRuntime
 
@@ -65,6 +72,24 @@ def device_cookie_name(runtime: AuthRuntime) -> str:
     return "__Host-crudauth_device" if secure_root else "crudauth_device"
 
 
+def account_budget(
+    runtime: AuthRuntime, attempt: Attempt, device: DeviceToken | None = None
+) -> Callable[[Any], Awaitable[bool]]:
+    """The authenticator's ``before_verify``: a slot on the account the identifier found
+    (this browser's own slot if its device cookie lists the account's current epoch)."""
+
+    async def reserve(user: Any) -> bool:
+        return await runtime.lockout.reserve_account(
+            attempt,
+            runtime.repo.user_id(user),
+            device.subjects if device else (),
+            device.device_id if device else None,
+            epoch=int(runtime.repo.value(user, "token_version", 0) or 0),
+        )
+
+    return reserve
+
+
 async def check_password(
     runtime: AuthRuntime,
     request: Request,
@@ -73,8 +98,12 @@ async def check_password(
     password: str,
     *,
     transport: str,
+    account_known: bool = False,
 ) -> PasswordSignIn:
-    """Verify a password sign-in under the throttle and the lockout; raise on refusal."""
+    """Verify a password sign-in under the throttle and the lockout; raise on refusal.
+
+    ``account_known``: the caller is signed in to the account ``identifier`` names, so a
+    lock of that account is shown to it as one (429), not as a wrong password."""
     ip = runtime.client_ip(request)
     context = runtime.hook_context(request, transport)
     await runtime.throttles.hit_address("login_ip", ip)
@@ -82,35 +111,27 @@ async def check_password(
     subject = runtime.lockout.subject(identifier)
     device_id = device.device_id if device and subject in device.subjects else None
     try:
-        attempt = await runtime.lockout.begin(ip, identifier, device_id)
-    except LockedOut as exc:
-        await runtime.hooks.fire(
-            "on_lockout", identifier, retry_after=exc.retry_after, context=context
+        attempt = await runtime.lockout.begin(
+            ip, identifier, device_id, account_known=account_known
         )
-        raise
-
-    async def reserve_account(user: Any) -> None:
-        await runtime.lockout.reserve_account(
-            attempt,
-            runtime.repo.user_id(user),
-            device.subjects if device else (),
-            device.device_id if device else None,
-            epoch=int(runtime.repo.value(user, "token_version", 0) or 0),
-        )
-
-    try:
         user = await runtime.authenticator.authenticate(
-            db, identifier, password, before_verify=reserve_account
+            db, identifier, password, before_verify=account_budget(runtime, attempt, device)
         )
     except LockedOut as exc:
         await runtime.hooks.fire(
-            "on_lockout", identifier, retry_after=exc.retry_after, context=context
+            "on_lockout",
+            escape_identifier(identifier),
+            retry_after=exc.retry_after,
+            context=context,
         )
         raise
     except InvalidCredentials as exc:
+        # One hook for every 401, an account-budget refusal ("account_locked") included:
+        # ``on_lockout`` is for a lock the client is told about, so an app's work there (an
+        # alert, a mail) cannot set this refusal apart from a wrong password.
         await runtime.hooks.fire(
             "on_login_failed",
-            identifier,
+            escape_identifier(identifier),
             user=runtime.repo.to_dict(exc.user) if exc.user is not None else None,
             reason=exc.reason,
             context=context,

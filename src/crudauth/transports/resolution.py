@@ -6,8 +6,15 @@ from typing import Annotated, Any, Protocol, cast, runtime_checkable
 
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.exceptions import HTTPException
 
-from crudauth.errors import AccessDenied, ConfigurationError, CrudAuthError, NotAuthenticated
+from crudauth.errors import (
+    AccessDenied,
+    ConfigurationError,
+    CrudAuthError,
+    NotAuthenticated,
+    StoreUnavailable,
+)
 from crudauth.http.errors import to_http
 from crudauth.principal import Principal
 from crudauth.runtime import AuthRuntime
@@ -27,6 +34,19 @@ class ClaimsTransport(Protocol):
 
     async def revoke_user(self, user_id: Any) -> int:
         """Make every credential of ``user_id`` fail on this transport's claims path."""
+
+
+def refuses_credential(exc: Exception) -> bool:
+    """Whether ``exc`` is a transport's "this credential is present but unusable".
+
+    Only that, like an absent credential, may read as anonymous. A store that cannot answer,
+    a database error or a bug must never turn into "signed out": a caller that then serves
+    public content, or skips a per-user limit, would do so exactly while the system is
+    degraded. A custom transport may refuse with a 4xx ``HTTPException``; a 5xx is an outage.
+    """
+    if isinstance(exc, CrudAuthError):
+        return not isinstance(exc, (StoreUnavailable, ConfigurationError))
+    return isinstance(exc, HTTPException) and 400 <= exc.status_code < 500
 
 
 def _cache(request: Request) -> dict[str, Principal | None]:
@@ -72,6 +92,30 @@ class PrincipalResolver:
                 break
         cache[slot] = principal
         return principal
+
+    async def resolve_for_middleware(
+        self, request: Request, db: AsyncSession, *, update_activity: bool
+    ) -> Principal | None:
+        """The principal for code that runs before the route (``resolve_principal``).
+
+        No CSRF check, and nothing cached: the route's own dependency resolves again with
+        every check, so a middleware's look can never stand in for the route's CSRF check.
+        An invalid credential reads as anonymous (``None``); every other failure, a store
+        outage first of all, propagates.
+        """
+        ctx = AuthContext(
+            db=db, runtime=self.runtime, update_activity=update_activity, check_csrf=False
+        )
+        try:
+            for candidate in self.transports:
+                principal = await candidate.authenticate(request, ctx)
+                if principal is not None:
+                    return principal
+            return None
+        except Exception as exc:
+            if refuses_credential(exc):
+                return None
+            raise
 
     async def resolve_claims(
         self, request: Request, transport: str | None = None

@@ -28,6 +28,8 @@ TOKEN_SHAPE: Final = TokenShape(min_length=43, max_length=43)
 MISSING_CSRF: Final = "Missing CSRF token"
 INVALID_CSRF: Final = "Invalid CSRF token"
 CROSS_ORIGIN: Final = "Cross-origin request refused"
+#: A ``slide_after`` no record reaches (finite: every store, Lua included, compares it).
+NEVER_SLIDE: Final = 1e18
 
 
 def new_token() -> str:
@@ -126,13 +128,16 @@ class SessionManager:
         return session_id, csrf, LiveSession(key, record)
 
     async def validate(
-        self, session_id: str | None, current_key: str | None = None
+        self, session_id: str | None, current_key: str | None = None, *, slide: bool = True
     ) -> LiveSession | None:
-        """The live session for a presented id, sliding its idle window when due.
-        ``current_key`` is ``storage_key(session_id)`` when the caller has it already."""
+        """The live session for a presented id, sliding its idle window when due (never with
+        ``slide=False``). ``current_key`` is ``storage_key(session_id)`` when the caller has
+        it already."""
         if not well_formed(session_id):
             return None
-        return await self._validate_from(session_id, 0, self.clock.now(), current_key)
+        return await self._validate_from(
+            session_id, 0, self.clock.now(), current_key, NEVER_SLIDE if not slide else None
+        )
 
     def start_validation(self, key: str) -> tuple[StartedLoad, float] | None:
         """``validate``'s read under the current key (``storage_key(session_id)``), sent
@@ -154,14 +159,21 @@ class SessionManager:
         return await self._checked(key, record, now)
 
     async def _validate_from(
-        self, session_id: str, first: int, now: float, current_key: str | None = None
+        self,
+        session_id: str,
+        first: int,
+        now: float,
+        current_key: str | None = None,
+        slide_after: float | None = None,
     ) -> LiveSession | None:
+        if slide_after is None:
+            slide_after = self._slide_after
         for index in range(first, self.keys.size):  # fallbacks matter only after a rotation
             if index == 0 and current_key is not None:
                 key = current_key
             else:
                 key = self.storage_key(session_id, index)
-            record = await self.store.load(key, now=now, slide_after=self._slide_after)
+            record = await self.store.load(key, now=now, slide_after=slide_after)
             if record is not None:
                 return await self._checked(key, record, now)
         return None

@@ -231,12 +231,20 @@ class SessionTransport(Transport):
         """The live session this request presents, or ``None``."""
         return await self.manager.validate(request_cookie(request.scope, self.cookie_name))
 
-    async def _live(self, request: Request, session_id: str, key: str | None = None) -> LiveSession:
+    async def _live(
+        self,
+        request: Request,
+        session_id: str,
+        key: str | None = None,
+        ctx: AuthContext | None = None,
+    ) -> LiveSession:
         """The presented session, validated (one store round trip) and CSRF-checked."""
-        live = await self.manager.validate(session_id, key)
+        slide = ctx is None or ctx.update_activity
+        live = await self.manager.validate(session_id, key, slide=slide)
         if live is None:
             raise InvalidSession("unknown or expired session")
-        if self.csrf and request.method.upper() not in SAFE_METHODS:
+        check_csrf = ctx is None or ctx.check_csrf
+        if self.csrf and check_csrf and request.method.upper() not in SAFE_METHODS:
             self.manager.check_csrf(live, request.headers.get("x-csrf-token"))
             try:  # defence in depth: the token, and a page of this app (or a trusted one)
                 self.runtime.origins.check(request)
@@ -262,11 +270,11 @@ class SessionTransport(Transport):
         if manager.store.starts_loads and well_formed(session_id):
             key = manager.storage_key(session_id)
             owner = self.owners.get(key)
-            if owner is not None and request.method.upper() in SAFE_METHODS:
+            if owner is not None and ctx.update_activity and request.method.upper() in SAFE_METHODS:
                 started = manager.start_validation(key)
                 if started is not None:
                     return await self._overlapped(ctx, session_id, key, owner, *started)
-        live = await self._live(request, session_id, key)
+        live = await self._live(request, session_id, key, ctx)
         principal = await self._with_user(ctx, session_id, live)
         if key is not None:  # under the current key, also for a record kept under an older one
             self.owners.remember(key, live.record.user_id)
