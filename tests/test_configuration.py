@@ -12,7 +12,6 @@ from fastapi import Depends, FastAPI
 from sqlalchemy import Boolean, Integer, String, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
-from starlette.requests import Request
 
 from crudauth import (
     ConfigurationError,
@@ -149,25 +148,6 @@ def test_column_map_over_an_existing_table_is_accepted():
 def test_oauth_options_are_refused_until_oauth_exists(option):
     with pytest.raises(ConfigurationError, match="not available"):
         build(**option)
-
-
-async def test_resolve_principal_refuses_to_skip_the_activity_update(make_env):
-    env = await make_env()
-    await register(env.client)
-    await login(env.client)
-    request = Request(
-        {
-            "type": "http",
-            "method": "GET",
-            "path": "/",
-            "headers": [(b"cookie", f"session_id={env.client.cookies['session_id']}".encode())],
-        }
-    )
-    principal = await env.auth.resolve_principal(request)
-    assert principal is not None and principal.user_id == 1
-    assert await env.auth.resolve_principal(request, update_activity=True) is not None
-    with pytest.raises(ConfigurationError, match="update_activity=False"):
-        await env.auth.resolve_principal(request, update_activity=False)
 
 
 # -- production mode ------------------------------------------------------------------------
