@@ -273,3 +273,27 @@ def test_hs256_signed_with_a_public_key_is_refused_by_the_token_module():
             verify_token(
                 f"{signing_input}.{b64(mac)}", keys, TokenType.ACCESS, rules=rules, now=110
             )
+
+
+# -- the verified-token memo -------------------------------------------------------------------
+
+
+async def test_a_memoised_access_token_still_expires(make_env):
+    """The verified-token memo skips only the signature work: time is checked every time."""
+    env = await make_env(transports=[BearerTransport(refresh="body", access_ttl=60)])
+    await sign_up(env.client)
+    headers = bearer((await get_tokens(env.client))["access_token"])
+    assert (await env.client.get("/private", headers=headers)).status_code == 200
+    assert (await env.client.get("/private", headers=headers)).status_code == 200  # memoised
+    env.clock.advance(60 + 31)  # past exp and any leeway
+    r = await env.client.get("/private", headers=headers)
+    assert r.status_code == 401
+    assert r.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+async def test_a_memoised_token_does_not_vouch_for_a_tampered_copy(env):
+    token = (await get_tokens(env.client))["access_token"]
+    assert (await me(env, token)).status_code == 200
+    head, body, sig = token.split(".")
+    forged = f"{head}.{body}.{sig[:-2]}{'A' if sig[-2] != 'A' else 'B'}{sig[-1]}"
+    assert (await me(env, forged)).status_code == 401

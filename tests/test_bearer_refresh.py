@@ -6,7 +6,8 @@ import asyncio
 import logging
 from typing import Any
 
-from crudauth import BearerTransport
+from crudauth import AuthHooks, BearerTransport
+from crudauth.ratelimit import RateLimit
 from tests.bearer_support import (
     assert_invalid_token,
     bearer,
@@ -182,3 +183,38 @@ async def test_rotating_the_secret_logs_nobody_out(make_env):
         env, SECRET_KEY=new_secret, transports=[BearerTransport(refresh="body")]
     ) as forgot:
         assert_invalid_token(await forgot.get("/me", headers=bearer(tokens["access_token"])))
+
+
+# -- the /refresh throttle and the reuse hook ---------------------------------------------------
+
+
+async def test_refresh_is_rate_limited_per_address(make_env):
+    env = await make_env(
+        transports=[BearerTransport(refresh="body")],
+        rate_limits={"refresh": RateLimit(2, 60)},
+    )
+    await sign_up(env.client)
+    token = (await get_tokens(env.client))["refresh_token"]
+    for _ in range(2):
+        r = await refresh(env, token)
+        assert r.status_code == 200, r.text
+        token = r.json()["refresh_token"]
+    r = await refresh(env, token)
+    assert r.status_code == 429
+    assert int(r.headers["Retry-After"]) >= 1
+
+
+async def test_refresh_token_reuse_fires_the_hook_with_no_secrets(make_env):
+    seen: list[dict[str, Any]] = []
+    env = await make_env(
+        transports=[BearerTransport(refresh="body")],
+        hooks=AuthHooks(on_refresh_reuse=lambda user, **kw: seen.append(user)),
+    )
+    await sign_up(env.client)
+    spent = (await get_tokens(env.client))["refresh_token"]
+    assert (await refresh(env, spent)).status_code == 200
+    replay = await refresh(env, spent)
+    assert replay.status_code == 401
+    assert replay.headers["WWW-Authenticate"].startswith("Bearer")
+    assert [u["username"] for u in seen] == ["alice"]
+    assert "hashed_password" not in seen[0]

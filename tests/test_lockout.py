@@ -351,8 +351,8 @@ def forged(token: str, subject: str) -> str:
 
 
 async def test_a_new_epoch_ends_a_device_cookies_exemption_from_the_account_lock(make_env, browser):
-    """Regression (review finding L6): a browser that had once signed in (or a thief holding
-    its device cookie) stayed exempt from the account lock after a password reset."""
+    """A browser that had once signed in (or a thief holding its device cookie) must not stay
+    exempt from the account lock after a password reset."""
     from sqlalchemy import update
 
     from tests.conftest import User
@@ -553,3 +553,31 @@ async def test_session_transport_login_max_attempts(make_env):
 async def test_session_transport_login_settings_conflict_with_lockout(make_env):
     with pytest.raises(ConfigurationError):
         await make_env(transports=[SessionTransport(login_max_attempts=3)], lockout=LockoutConfig())
+
+
+# -- one budget per account, whichever login field names it -----------------------------------
+
+
+async def test_lockout_budget_is_per_account_not_per_login_field(make_env):
+    env = await make_env(trusted_proxy_hops=1)
+    await register(env.client)
+    for i in range(5):  # the username's whole budget, from five addresses
+        assert (await attempt(env, "alice", ip=f"10.0.0.{i}")).status_code == 401
+    before = env.hasher.verifications
+    # The same account under its other login field: no fresh budget, and no hashing.
+    r = await attempt(env, "alice@example.com", ip="10.0.1.1")
+    assert r.status_code == 429
+    assert env.hasher.verifications == before
+    r = await attempt(env, "ALICE@example.com", PASSWORD, ip="10.0.1.2")
+    assert r.status_code == 429
+
+
+async def test_a_success_clears_the_account_budget(make_env):
+    env = await make_env(trusted_proxy_hops=1)
+    await register(env.client)
+    for i in range(4):
+        assert (await attempt(env, "alice@example.com", ip=f"10.0.0.{i}")).status_code == 401
+    assert (await attempt(env, "alice", PASSWORD, ip="10.0.2.1")).status_code == 200
+    env.client.cookies.clear()
+    for i in range(5):  # a full fresh budget after the success
+        assert (await attempt(env, "alice", ip=f"10.0.3.{i}")).status_code == 401
