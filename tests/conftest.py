@@ -133,6 +133,7 @@ def _postgres_schema() -> Iterator[None]:
 async def make_env(database_url: str) -> AsyncIterator[AppFactory]:
     engines = []
     clients = []
+    auths: list[CRUDAuth] = []
     redis_used = False
 
     async def factory(**options: Any) -> Env:
@@ -162,6 +163,7 @@ async def make_env(database_url: str) -> AsyncIterator[AppFactory]:
             password_hasher=hasher,
             **options,
         )
+        auths.append(auth)
         nonlocal redis_used
         redis_used = (
             redis_used
@@ -188,6 +190,8 @@ async def make_env(database_url: str) -> AsyncIterator[AppFactory]:
     yield factory
     for client in clients:
         await client.aclose()
+    for auth in auths:  # the Redis client and lanes it opened, as an app's lifespan would
+        await auth.shutdown()
     for engine in engines:
         await engine.dispose()
     if redis_used:

@@ -355,3 +355,27 @@ async def test_refresh_claims_out_of_range_are_a_401_not_a_500(env, changes):
         return
     assert_invalid_token(r)
     assert r.json() == {"detail": "Invalid or expired refresh token"}
+
+
+# -- the verified-token memo -------------------------------------------------------------------
+
+
+async def test_a_memoised_access_token_still_expires(make_env):
+    """The verified-token memo skips only the signature work: time is checked every time."""
+    env = await make_env(transports=[BearerTransport(refresh="body", access_ttl=60)])
+    await sign_up(env.client)
+    headers = bearer((await get_tokens(env.client))["access_token"])
+    assert (await env.client.get("/private", headers=headers)).status_code == 200
+    assert (await env.client.get("/private", headers=headers)).status_code == 200  # memoised
+    env.clock.advance(60 + 31)  # past exp and any leeway
+    r = await env.client.get("/private", headers=headers)
+    assert r.status_code == 401
+    assert r.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+async def test_a_memoised_token_does_not_vouch_for_a_tampered_copy(env):
+    token = (await get_tokens(env.client))["access_token"]
+    assert (await me(env, token)).status_code == 200
+    head, body, sig = token.split(".")
+    forged = f"{head}.{body}.{sig[:-2]}{'A' if sig[-2] != 'A' else 'B'}{sig[-1]}"
+    assert (await me(env, forged)).status_code == 401

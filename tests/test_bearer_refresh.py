@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from crudauth import BearerTransport
+from crudauth import AuthHooks, BearerTransport
+from crudauth.ratelimit import RateLimit
 from tests.bearer_support import (
     assert_invalid_token,
     bearer,
@@ -220,3 +221,38 @@ async def test_body_mode_never_reads_a_refresh_cookie(make_env):
     assert "set-cookie" not in r.headers
     # The cookie's token was never spent.
     assert (await refresh(env, second)).status_code == 200
+
+
+# -- the /refresh throttle and the reuse hook ---------------------------------------------------
+
+
+async def test_refresh_is_rate_limited_per_address(make_env):
+    env = await make_env(
+        transports=[BearerTransport(refresh="body")],
+        rate_limits={"refresh": RateLimit(2, 60)},
+    )
+    await sign_up(env.client)
+    token = (await get_tokens(env.client))["refresh_token"]
+    for _ in range(2):
+        r = await refresh(env, token)
+        assert r.status_code == 200, r.text
+        token = r.json()["refresh_token"]
+    r = await refresh(env, token)
+    assert r.status_code == 429
+    assert int(r.headers["Retry-After"]) >= 1
+
+
+async def test_refresh_token_reuse_fires_the_hook_with_no_secrets(make_env):
+    seen: list[dict[str, Any]] = []
+    env = await make_env(
+        transports=[BearerTransport(refresh="body")],
+        hooks=AuthHooks(on_refresh_reuse=lambda user, **kw: seen.append(user)),
+    )
+    await sign_up(env.client)
+    spent = (await get_tokens(env.client))["refresh_token"]
+    assert (await refresh(env, spent)).status_code == 200
+    replay = await refresh(env, spent)
+    assert replay.status_code == 401
+    assert replay.headers["WWW-Authenticate"].startswith("Bearer")
+    assert [u["username"] for u in seen] == ["alice"]
+    assert "hashed_password" not in seen[0]

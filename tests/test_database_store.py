@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
 from crudauth.clock import FrozenClock
 from crudauth.storage import DatabaseStore
+from tests.conftest import PG_SCHEMA, POSTGRES_URL
 
 
 async def test_dead_rows_are_purged_every_n_writes(tmp_path: Path):
@@ -35,8 +38,6 @@ async def test_dead_rows_are_purged_every_n_writes(tmp_path: Path):
 
 
 def test_a_negative_purge_interval_is_refused():
-    import pytest
-
     engine = create_async_engine("sqlite+aiosqlite://")
     with pytest.raises(ValueError):
         DatabaseStore(async_sessionmaker(engine), purge_every=-1)
@@ -113,4 +114,24 @@ async def test_the_cap_s_ranking_adds_no_statement_to_a_slide_or_a_sign_in(tmp_p
     sent.clear()
     assert await sessions.load(key, now=clock.now() + 61, slide_after=60) is not None
     assert sent == ["SELECT", "UPDATE"]  # and the slide inside its UPDATE
+    await engine.dispose()
+
+
+@pytest.mark.postgres
+async def test_concurrent_sets_of_one_key_never_fail_on_postgres():
+    engine = create_async_engine(
+        POSTGRES_URL, connect_args={"server_settings": {"search_path": PG_SCHEMA}}
+    )
+    store = DatabaseStore(
+        async_sessionmaker(engine),
+        store_table="concurrent_set_store",
+        session_table="concurrent_set_sessions",
+        counter_table="concurrent_set_counters",
+    )
+    await store.create_tables()
+    values = store.kv_store()
+    await asyncio.gather(*(values.set("reset:alice", str(i), 60) for i in range(30)))
+    assert await values.get("reset:alice") is not None
+    async with engine.begin() as conn:
+        await conn.run_sync(store.metadata.drop_all)
     await engine.dispose()

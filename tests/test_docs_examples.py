@@ -49,7 +49,7 @@ def load_example(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Loader:
         module_name = f"examples.docs.{name}"
         sys.modules.pop(module_name, None)
         module = importlib.import_module(module_name)
-        monkeypatch.delitem(sys.modules, module_name)
+        del sys.modules[module_name]  # no example (nor its engine) outlives its test
         return module
 
     return load
@@ -78,6 +78,8 @@ async def serve(
         finally:
             for client in clients:
                 await client.aclose()
+    # Its shutdown closed what it opened: a connection left in the pool would outlive the app.
+    assert module.engine.pool.checkedin() == 0
 
 
 async def register(client: httpx.AsyncClient, **body: Any) -> httpx.Response:
@@ -425,7 +427,9 @@ async def test_production_redis_refuses_to_start_without_redis(
     with pytest.raises(StoreUnavailable, match="cannot reach Redis"):
         async with serve(example):
             pass  # never reached: initialize() fails, crudauth does not fall back to memory
+    # The lifespan stopped before its cleanup (a real process would exit here).
     await example.auth.shutdown()
+    await example.engine.dispose()
 
 
 async def test_production_sql(

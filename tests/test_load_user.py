@@ -174,8 +174,8 @@ async def test_session_without_snapshot_takes_the_full_path_once(make_env: Any) 
 async def test_a_sign_in_racing_a_reset_leaves_no_session_for_load_user_false(
     make_env: Any,
 ) -> None:
-    """Regression (review finding M4): the sign-in read the row before a reset committed and
-    created its session after the reset's sweep, at the old epoch."""
+    """A sign-in that read the row before a reset committed and created its session after the
+    reset's sweep must not leave a session at the old epoch."""
     env: Env = await make_env()
     add_routes(env)
     assert (await register(env.client)).status_code == 200

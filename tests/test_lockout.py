@@ -462,8 +462,8 @@ def forged(token: str, subject: str) -> str:
 
 
 async def test_a_new_epoch_ends_a_device_cookies_exemption_from_the_account_lock(make_env, browser):
-    """Regression (review finding L6): a browser that had once signed in (or a thief holding
-    its device cookie) stayed exempt from the account lock after a password reset."""
+    """A browser that had once signed in (or a thief holding its device cookie) must not stay
+    exempt from the account lock after a password reset."""
     from sqlalchemy import update
 
     from tests.conftest import User
@@ -664,3 +664,17 @@ async def test_session_transport_login_max_attempts(make_env):
 async def test_session_transport_login_settings_conflict_with_lockout(make_env):
     with pytest.raises(ConfigurationError):
         await make_env(transports=[SessionTransport(login_max_attempts=3)], lockout=LockoutConfig())
+
+
+# -- one budget per account, whichever login field names it -----------------------------------
+
+
+async def test_a_success_clears_the_account_budget(make_env):
+    env = await make_env(trusted_proxy_hops=1)
+    await register(env.client)
+    for i in range(4):
+        assert (await attempt(env, "alice@example.com", ip=f"10.0.0.{i}")).status_code == 401
+    assert (await attempt(env, "alice", PASSWORD, ip="10.0.2.1")).status_code == 200
+    env.client.cookies.clear()
+    for i in range(5):  # a full fresh budget after the success
+        assert (await attempt(env, "alice", ip=f"10.0.3.{i}")).status_code == 401

@@ -120,6 +120,15 @@ def lane_to(port: int, **options: Any) -> RedisLane:
     return RedisLane(host="127.0.0.1", port=port, **options)
 
 
+async def eventually(condition: Any, timeout: float = 10.0) -> None:
+    """Wait for ``condition()`` to hold. The timeout only bounds a broken test: what is
+    awaited always happens, after a number of loop turns that depends on the machine."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "the condition never held"
+        await asyncio.sleep(0.01)
+
+
 # -- encoding ---------------------------------------------------------------------------------
 
 
@@ -162,8 +171,13 @@ async def test_cancelled_callers_do_not_shift_the_replies_of_others(
     client, lane = real
     prefix = f"lane-test:{uuid.uuid4().hex}:"
     await client.mset({f"{prefix}{i}": str(i) for i in range(100)})
+    assert await lane.execute("PING") == b"PONG"  # connected: the commands queue at once
+    connection = lane._connections[asyncio.get_running_loop()]
     tasks = [asyncio.ensure_future(lane.get(f"{prefix}{i}")) for i in range(100)]
-    await asyncio.sleep(0)  # every command is queued
+    await asyncio.sleep(0)
+    # Every command is queued and none has left yet (the write happens on the next loop
+    # turn), so every cancelled caller's reply is still to come and must be dropped.
+    assert len(connection.waiters) == 100 and connection.outbox
     for task in tasks[::2]:
         task.cancel()
     done = await asyncio.gather(*tasks, return_exceptions=True)
@@ -262,13 +276,15 @@ async def test_a_stalled_server_fails_every_waiter_after_the_timeout(fake: FakeR
     lane = lane_to(fake.port, timeout=0.3)
     assert await lane.execute("ECHO", "a") == b"a"
     fake.stall = True
-    started = time.monotonic()
-    results = await asyncio.gather(
-        *(lane.execute("ECHO", str(i)) for i in range(10)), return_exceptions=True
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    results = await asyncio.wait_for(
+        asyncio.gather(*(lane.execute("ECHO", str(i)) for i in range(10)), return_exceptions=True),
+        10,  # only bounds a hang: a busy machine may run the timer late, never early
     )
-    waited = time.monotonic() - started
+    waited = loop.time() - started
     assert all(isinstance(r, redis_errors.TimeoutError) for r in results), results
-    assert 0.25 <= waited < 2
+    assert waited >= 0.25  # not before the timeout (the loop may run a timer a tick early)
     # A stalled connection is never reused: the next command gets a fresh one.
     fake.stall = False
     assert await lane.execute("ECHO", "b") == b"b"
@@ -543,8 +559,10 @@ def test_the_lane_on_uvloop_answers_in_order_and_fails_closed_on_a_stall() -> No
         assert lane is not None
         prefix = f"lane-test:{uuid.uuid4().hex}:"
         await client.mset({f"{prefix}{i}": str(i) for i in range(100)})
+        assert await lane.execute("PING") == b"PONG"  # connected: the commands queue at once
         tasks = [asyncio.ensure_future(lane.get(f"{prefix}{i}")) for i in range(100)]
         await asyncio.sleep(0)
+        assert len(lane._connections[asyncio.get_running_loop()].waiters) == 100
         tasks[3].cancel()
         done = await asyncio.gather(*tasks, return_exceptions=True)
         assert [d for i, d in enumerate(done) if i != 3] == [
@@ -572,7 +590,7 @@ def test_the_lane_on_uvloop_answers_in_order_and_fails_closed_on_a_stall() -> No
         gc.collect()
 
 
-# -- regressions from the review of the lane ---------------------------------------------------
+# -- lifetimes across loops, closes and cancellations -----------------------------------------
 
 
 @pytest.mark.redis
@@ -621,11 +639,8 @@ async def test_a_connection_opened_across_aclose_is_not_kept(fake: FakeRedis) ->
     with pytest.raises(redis_errors.ConnectionError):
         await pending
     assert lane._connections == {}
-    for _ in range(50):  # the server sees that socket closed
-        if fake.closed == fake.connections:
-            break
-        await asyncio.sleep(0.01)
-    assert fake.closed == fake.connections == 1
+    await eventually(lambda: fake.closed == 1)  # the server sees that socket closed
+    assert fake.connections == 1
     assert await lane.execute("ECHO", "b") == b"b"  # usable again, like a redis-py client
     await lane.aclose()
 
@@ -636,11 +651,7 @@ async def test_a_forgotten_lane_closes_its_socket_while_the_loop_runs(fake: Fake
     assert await lane.execute("ECHO", "a") == b"a"
     del lane
     gc.collect()
-    for _ in range(50):
-        if fake.closed == 1:
-            break
-        await asyncio.sleep(0.01)
-    assert fake.closed == 1
+    await eventually(lambda: fake.closed == 1)
 
 
 async def test_a_ping_nobody_waits_for_any_more_leaves_no_stale_state(fake: FakeRedis) -> None:
@@ -651,9 +662,12 @@ async def test_a_ping_nobody_waits_for_any_more_leaves_no_stale_state(fake: Fake
     fake.stalled.add(1)
     connection.last_heard -= redis_lane.IDLE_CHECK_SECONDS + 1
     waiting = asyncio.ensure_future(lane.execute("ECHO", "b"))
-    await asyncio.sleep(0.05)
+    await asyncio.sleep(0)
+    ping = connection.checking
+    assert ping is not None  # the request waits for the ping
     waiting.cancel()
-    await asyncio.sleep(0.4)  # the ping times out and reconnects on its own
+    # Nobody waits for the ping now: it still times out and reconnects on its own.
+    await asyncio.wait_for(asyncio.wait({ping}), 10)
     assert connection.checking is None
     assert await lane.execute("ECHO", "c") == b"c"
     await lane.aclose()

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 from sqlalchemy import update
 
-from crudauth import SessionTransport
+from crudauth import BearerTransport, SessionTransport
 from tests.conftest import User, login, register
 
 MINUTE = 60
@@ -383,3 +383,32 @@ async def test_garbage_session_cookies_on_unsafe_routes_are_not_errors(make_env)
         assert r.status_code in (401, 403), (value[:20], r.status_code)
         r = await env.client.post("/logout", headers=as_cookie(value))
         assert r.status_code == 200, (value[:20], r.status_code)
+
+
+# -- what a sign-in or sign-out ends ------------------------------------------------------------
+
+
+async def test_session_logout_revokes_the_refresh_family_of_the_same_browser(make_env):
+    env = await make_env(transports=[SessionTransport(), BearerTransport(refresh="cookie")])
+    await register(env.client)
+    r = await env.client.post(
+        "/token", data={"username": "alice", "password": "correct horse battery"}
+    )
+    assert r.status_code == 200
+    refresh_cookie = env.client.cookies.get("refresh_token")
+    assert refresh_cookie
+    csrf = (await login(env.client)).json()["csrf_token"]
+    assert (await env.client.post("/logout", headers={"X-CSRF-Token": csrf})).status_code == 200
+    # A copy of the refresh cookie taken before the logout is dead on the server too.
+    env.client.cookies.clear()
+    env.client.cookies.set("refresh_token", refresh_cookie)
+    assert (await env.client.post("/refresh")).status_code == 401
+
+
+async def test_a_failed_login_does_not_sign_the_presented_session_out(make_env):
+    env = await make_env()
+    await register(env.client)
+    await login(env.client)
+    r = await env.client.post("/login", data={"username": "alice", "password": "not it at all"})
+    assert r.status_code == 401
+    assert (await env.client.get("/me")).status_code == 200

@@ -22,13 +22,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from crudauth import SessionTransport
 from crudauth.transports.session.owners import SessionOwners
 from tests.bearer_support import update_user
-from tests.conftest import REDIS_TEST_URL, Env, login, register
+from tests.conftest import REDIS_TEST_DB, REDIS_TEST_URL, Env, login, register
+from tests.redis_proxy import holding_proxy
 
 pytestmark = pytest.mark.redis
 
 
-async def redis_env(make_env: Any) -> Env:
-    env: Env = await make_env(redis_url=REDIS_TEST_URL)
+async def redis_env(make_env: Any, url: str = REDIS_TEST_URL) -> Env:
+    env: Env = await make_env(redis_url=url)
     assert (await register(env.client)).status_code == 200
     assert (await login(env.client)).status_code == 200
     return env
@@ -203,25 +204,36 @@ async def test_a_request_cancelled_during_the_overlapped_read_leaves_the_lane_in
 ) -> None:
     """The client goes away (the request task is cancelled) while the user row is being read
     and the store's answer is on its way: the started read is cancelled, its reply is read
-    and dropped, and the next requests get their own answers, not the orphan's."""
-    env = await redis_env(make_env)
-    assert (await env.client.get("/private")).status_code == 200
-    reading = asyncio.Event()
+    and dropped, and the next requests get their own answers, not the orphan's.
 
-    async def slow_get(*_: Any) -> Any:
-        reading.set()
-        await asyncio.sleep(30)  # the database is slow; the client gives up first
+    Redis is reached through a proxy that holds its replies, so the answer has really been
+    produced but has not arrived when the request is cancelled, however fast the server; it
+    then arrives in one piece with the next request's answer."""
+    async with holding_proxy() as proxy:
+        env = await redis_env(make_env, proxy.url(REDIS_TEST_DB))
+        assert (await env.client.get("/private")).status_code == 200
+        reading = asyncio.Event()
 
-    with user_read_replaced(env, slow_get) as started:
-        request = asyncio.ensure_future(env.client.get("/private"))
-        await asyncio.wait_for(reading.wait(), 5)
-        request.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await request
-    assert started and started[0] is not None
-    assert started[0][0].future.cancelled()
-    for _ in range(3):
-        assert (await env.client.get("/private")).json() == {"user_id": 1, "via": "session"}
+        async def slow_get(*_: Any) -> Any:
+            reading.set()
+            await asyncio.Event().wait()  # the database is slow; the client gives up first
+
+        proxy.hold()
+        with user_read_replaced(env, slow_get) as started:
+            request = asyncio.ensure_future(env.client.get("/private"))
+            await asyncio.wait_for(reading.wait(), 10)
+            await proxy.until_held()  # the store has answered; the answer waits at the door
+            request.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await request
+        assert started and started[0] is not None
+        assert started[0][0].future.cancelled()
+        following = asyncio.ensure_future(env.client.get("/private"))
+        await proxy.until_held(2)
+        await proxy.release()  # the orphan's reply and the next one, in one read
+        assert (await following).json() == {"user_id": 1, "via": "session"}
+        for _ in range(2):
+            assert (await env.client.get("/private")).json() == {"user_id": 1, "via": "session"}
 
 
 async def test_an_overlapped_read_survives_a_script_flush(make_env: Any) -> None:

@@ -75,6 +75,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     await auth.initialize()
     yield
     await auth.shutdown()
+    await engine.dispose()
 
 
 app = FastAPI(lifespan=lifespan)
