@@ -1,4 +1,5 @@
-"""The password sign-in every transport shares: throttle, lockout, check, hooks, device cookie.
+"""The password first factor: throttle, lockout, one verification; and, once the whole sign-in
+stands, the lockout's success and the device cookie.
 
 Order matters and is the security argument:
 1. the per-address volume throttle (cheap, fails closed);
@@ -6,8 +7,9 @@ Order matters and is the security argument:
 3. exactly one password verification, whatever the account's state: an account whose own
    budget is spent is checked against no hash and refused as a wrong password (see
    ``crudauth.ratelimit.lockout`` on why that lock is never shown as one);
-4. on success the identifier starts afresh and this browser gets a signed device cookie that
-   exempts it from its identifier's lock next time.
+4. on success (``finish_sign_in``, called by the pipeline after the credential is issued) the
+   identifier starts afresh and this browser gets a signed device cookie that exempts it from
+   its identifier's lock next time.
 
 Hooks receive the identifier as typed but escaped (``escape_identifier``): printable, one
 line, bounded, so an application that logs it cannot be made to write a forged line.
@@ -15,47 +17,18 @@ line, bounded, so an application that logs it cannot be made to write a forged l
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, Final
+from typing import Any
 
-from fastapi import Form
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import Response
 
 from crudauth.errors import InvalidCredentials, LockedOut
 from crudauth.http.headers import request_cookie
-from crudauth.identity.identifiers import MAX_EMAIL_LENGTH, escape_identifier
-from crudauth.passwords import MAX_PASSWORD_FIELD
+from crudauth.identity.identifiers import escape_identifier
 from crudauth.ratelimit.device import DeviceToken
 from crudauth.ratelimit.lockout import Attempt
 from crudauth.runtime import AuthRuntime
-
-#: Field caps of the sign-in form (422 above them, before any lookup or hashing). Generous:
-#: up to them, an identifier over 320 characters or a password over 1024 bytes is refused as
-#: a wrong password, after the same work as any other attempt.
-MAX_IDENTIFIER: Final = MAX_EMAIL_LENGTH
-MAX_FIELD: Final = 1024
-
-
-class LoginForm:
-    """The sign-in form of ``/login`` and ``/token``: OAuth2's password form plus
-    ``remember_me``. ``client_id``, ``client_secret`` and ``grant_type`` are accepted for
-    OAuth2 clients and ignored."""
-
-    def __init__(
-        self,
-        username: Annotated[str, Form(max_length=MAX_IDENTIFIER)],
-        password: Annotated[str, Form(max_length=MAX_PASSWORD_FIELD)],
-        remember_me: Annotated[bool, Form()] = False,
-        scope: Annotated[str, Form(max_length=MAX_FIELD)] = "",
-        client_id: Annotated[str | None, Form(max_length=MAX_FIELD)] = None,
-        client_secret: Annotated[str | None, Form(max_length=MAX_FIELD)] = None,
-        grant_type: Annotated[str | None, Form(max_length=MAX_FIELD)] = None,
-    ) -> None:
-        self.username = username
-        self.password = password
-        self.remember_me = remember_me
-        self.scopes = scope.split()
 
 
 @dataclass(frozen=True)
@@ -92,7 +65,7 @@ def account_budget(
 
 async def check_password(
     runtime: AuthRuntime,
-    request: Request,
+    request: Request | None,
     db: AsyncSession,
     identifier: str,
     password: str,
@@ -103,11 +76,13 @@ async def check_password(
     """Verify a password sign-in under the throttle and the lockout; raise on refusal.
 
     ``account_known``: the caller is signed in to the account ``identifier`` names, so a
-    lock of that account is shown to it as one (429), not as a wrong password."""
-    ip = runtime.client_ip(request)
+    lock of that account is shown to it as one (429), not as a wrong password. Without a
+    ``request`` (a programmatic check) there is no address to throttle or lock and no device
+    cookie: only the identifier and the account are counted."""
+    ip = runtime.client_ip(request) if request is not None else None
     context = runtime.hook_context(request, transport)
     await runtime.throttles.hit_address("login_ip", ip)
-    device = runtime.devices.read(request_cookie(request.scope, device_cookie_name(runtime)))
+    device = _device(runtime, request)
     subject = runtime.lockout.subject(identifier)
     device_id = device.device_id if device and subject in device.subjects else None
     try:
@@ -140,20 +115,25 @@ async def check_password(
     return PasswordSignIn(user, attempt)
 
 
+def _device(runtime: AuthRuntime, request: Request | None) -> DeviceToken | None:
+    """This browser's signed device token, if it presents a valid one."""
+    if request is None:
+        return None
+    return runtime.devices.read(request_cookie(request.scope, device_cookie_name(runtime)))
+
+
 async def finish_sign_in(
-    runtime: AuthRuntime, request: Request, response: Response, sign_in: PasswordSignIn
+    runtime: AuthRuntime, request: Request, response: Response, attempt: Attempt
 ) -> None:
     """Release the lockout slots and remember this browser for the identifier."""
-    await runtime.lockout.succeeded(sign_in.attempt)
+    await runtime.lockout.succeeded(attempt)
     if not runtime.lockout.config.device_cookie:
         return
     name = device_cookie_name(runtime)
     current = runtime.devices.read(request_cookie(request.scope, name))
-    token = runtime.devices.issue(current, sign_in.attempt.subject)
-    if sign_in.attempt.account_device_tag is not None:
-        token = runtime.devices.issue(
-            runtime.devices.read(token), sign_in.attempt.account_device_tag
-        )
+    token = runtime.devices.issue(current, attempt.subject)
+    if attempt.account_device_tag is not None:
+        token = runtime.devices.issue(runtime.devices.read(token), attempt.account_device_tag)
     response.set_cookie(
         name,
         token,
