@@ -52,8 +52,7 @@ from crudauth.ratelimit.throttle import Throttles
 from crudauth.register.router import build_register_route
 from crudauth.register.service import NewUserFields, RegistrationService
 from crudauth.runtime import AuthRuntime
-from crudauth.signin.password import check_password
-from crudauth.signin.pipeline import SignInPipeline
+from crudauth.signin.pipeline import SignInPipeline, check_password
 from crudauth.signin.routes import build_sign_in_router
 from crudauth.storage.base import KeyValueStore
 from crudauth.storage.database import DatabaseStore
