@@ -52,12 +52,13 @@ from crudauth.ratelimit.throttle import Throttles
 from crudauth.register.router import build_register_route
 from crudauth.register.service import NewUserFields, RegistrationService
 from crudauth.runtime import AuthRuntime
+from crudauth.signin.pipeline import SignInPipeline, check_password
+from crudauth.signin.routes import build_sign_in_router
 from crudauth.storage.base import KeyValueStore
 from crudauth.storage.database import DatabaseStore
 from crudauth.sudo import SudoConfig, SudoManager, build_sudo_router, sudo_gate
 from crudauth.transports.base import Transport, own_session
 from crudauth.transports.bearer.transport import BearerTransport
-from crudauth.transports.login import PasswordSignIn, account_budget, check_password
 from crudauth.transports.ratelimiting import KeyFunc, build_rate_limit
 from crudauth.transports.resolution import Check, PrincipalResolver
 from crudauth.transports.session.manager import SessionManager
@@ -180,6 +181,7 @@ class CRUDAuth:
         self.transports = bind_transports(self.runtime, requested)
         self._state = StateBackends(shared, self.transports, limiter, self.runtime.tokens)
         self._resolver = PrincipalResolver(self.runtime, self.transports)
+        self._sign_in = SignInPipeline(self.runtime)
         self.runtime.revokers.extend(
             t.revoke_user for t in self.transports if isinstance(t, BearerTransport)
         )
@@ -253,9 +255,7 @@ class CRUDAuth:
                 build_sudo_router(self.sudo, self._session_transport(), self.current_user())
             )
         for transport in self.transports:
-            contributed = transport.router()
-            if contributed is not None:
-                router.include_router(contributed)
+            router.include_router(self._routes_of(transport))
         if self._emails is not None:
             router.include_router(build_recovery_router(self._emails, self.current_user()))
         return router
@@ -298,9 +298,17 @@ class CRUDAuth:
                 return transport
         raise RuntimeError("no SessionTransport is configured")
 
+    def _routes_of(self, transport: Transport) -> APIRouter:
+        """``transport``'s sign-in route (``/login``, ``/token``), then its own routes."""
+        router = APIRouter()
+        for contributed in (build_sign_in_router(self._sign_in, transport), transport.router()):
+            if contributed is not None:
+                router.include_router(contributed)
+        return router
+
     @property
     def session_router(self) -> APIRouter:
-        return self._session_transport().router()
+        return self._routes_of(self._session_transport())
 
     def _transport_named(self, name: str) -> Transport:
         for transport in self.transports:
@@ -310,8 +318,8 @@ class CRUDAuth:
 
     @property
     def bearer_router(self) -> APIRouter:
-        router = self._transport_named("bearer").router()
-        if router is None:
+        router = self._routes_of(self._transport_named("bearer"))
+        if not router.routes:
             raise RuntimeError("the bearer transport contributes no routes")
         return router
 
@@ -389,16 +397,9 @@ class CRUDAuth:
         """
         runtime = self.runtime
         with http_errors():
-            if request is not None:
-                sign_in = await check_password(
-                    runtime, request, db, identifier, password, transport="password"
-                )
-            else:
-                attempt = await runtime.lockout.begin(None, identifier)
-                user = await runtime.authenticator.authenticate(
-                    db, identifier, password, before_verify=account_budget(runtime, attempt)
-                )
-                sign_in = PasswordSignIn(user, attempt)
+            sign_in = await check_password(
+                runtime, request, db, identifier, password, transport="password"
+            )
             if record_success:
                 await runtime.lockout.succeeded(sign_in.attempt)
             return sign_in.user

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -32,6 +32,21 @@ class AuthContext:
     #: ``False`` only for ``resolve_principal`` (middleware), whose answer is never cached for
     #: the route: the route's own dependency checks CSRF.
     check_csrf: bool = True
+
+
+@dataclass(frozen=True)
+class Issued:
+    """A credential a transport issued at sign-in, as the sign-in pipeline needs it."""
+
+    #: The login response body.
+    body: dict[str, Any]
+    #: The session's public handle, for the hooks' context (``None`` without a session).
+    session_handle: str | None = None
+    #: Ends this credential again. Set when the credential can be used without reading the
+    #: user's row (a session under ``load_user=False``), so that a credential change which
+    #: committed while the sign-in ran is caught by the pipeline's epoch re-check. ``None``
+    #: when every use compares the credential's own epoch with the account's (bearer tokens).
+    withdraw: Callable[[], Awaitable[object]] | None = None
 
 
 class Transport(ABC):
@@ -64,6 +79,11 @@ class Transport(ABC):
     ) -> dict[str, Any]:
         """Issue this transport's credential for ``user`` and return the login body.
 
+        Only the credential: the checks and steps around it (the lockout, the account's
+        state, ending the presented credential, the epoch re-check, ``on_after_login``) are
+        the sign-in pipeline's (``crudauth.signin``), which calls it through
+        ``issue_credential``.
+
         Optional: a transport that only reads a credential issued elsewhere (an API key, a
         header set by a gateway) never signs anyone in. Only a sign-in that goes through such
         a transport fails, with ``ConfigurationError``; authenticating requests works.
@@ -73,6 +93,17 @@ class Transport(ABC):
             "not implement complete_login(). Sign in through a transport that issues "
             "credentials (SessionTransport, BearerTransport), or implement complete_login()."
         )
+
+    async def end_presented(self, request: Request) -> None:  # noqa: B027 - optional hook
+        """End the credential of this transport that ``request`` presents, before a sign-in
+        issues a new one (no session fixation). No-op by default."""
+
+    async def issue_credential(
+        self, request: Request, response: Response, user: Any, options: Mapping[str, Any]
+    ) -> Issued:
+        """What the sign-in pipeline calls to issue this transport's credential: by default
+        ``complete_login``'s body, with nothing for the pipeline to withdraw."""
+        return Issued(await self.complete_login(request, response, user, options))
 
     async def end_sign_in(self, request: Request) -> None:  # noqa: B027 - optional hook
         """Revoke server-side what this transport issued to the browser of ``request`` (called

@@ -14,7 +14,7 @@ from starlette.requests import Request
 from crudauth.errors import IncorrectPassword, InvalidCredentials, InvalidRequest
 from crudauth.passwords import is_unusable_password
 from crudauth.runtime import AuthRuntime
-from crudauth.transports.login import check_password
+from crudauth.signin.pipeline import check_password
 
 
 def login_identifier(runtime: AuthRuntime, user: Any) -> str | None:

@@ -1,4 +1,5 @@
-"""``POST /token``, ``POST /refresh``, the cookie-mode ``POST /logout`` and the JWKS."""
+"""``POST /refresh``, the cookie-mode ``POST /logout`` and the JWKS; ``POST /token`` is the
+sign-in pipeline's (``crudauth.signin.routes``)."""
 
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -13,7 +14,6 @@ from crudauth.http.guards import no_store, refuse_cross_site
 from crudauth.http.headers import request_cookie
 from crudauth.http.limits import BoundedRoute
 from crudauth.transports.bearer.tokens import MAX_TOKEN_BYTES
-from crudauth.transports.login import LoginForm, check_password, finish_sign_in
 
 if TYPE_CHECKING:
     from crudauth.transports.bearer.transport import BearerTransport
@@ -38,27 +38,6 @@ def build_bearer_router(transport: "BearerTransport") -> APIRouter:
     private = [Depends(no_store)]
     Db = Annotated[AsyncSession, Depends(runtime.session_dependency)]
     cookie_mode = transport.refresh_mode == "cookie"
-
-    @router.post("/token", dependencies=private)
-    async def token(
-        request: Request,
-        response: Response,
-        db: Db,
-        form: Annotated[LoginForm, Depends()],
-    ) -> dict[str, Any]:
-        """Exchange a username (or email) and password for an access and a refresh token."""
-        with http_errors():
-            if cookie_mode:
-                # The refresh cookie would land in the victim's browser: login CSRF.
-                refuse_cross_site(request, runtime.origins)
-            sign_in = await check_password(
-                runtime, request, db, form.username, form.password, transport=transport.name
-            )
-            body = await transport.complete_login(
-                request, response, sign_in.user, {"scopes": form.scopes}
-            )
-            await finish_sign_in(runtime, request, response, sign_in)
-            return body
 
     @router.post("/refresh", dependencies=private)
     async def refresh(

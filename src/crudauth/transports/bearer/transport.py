@@ -18,7 +18,7 @@ from crudauth.keys import Purpose
 from crudauth.principal import Principal
 from crudauth.runtime import AuthRuntime
 from crudauth.tokenshape import TokenShape
-from crudauth.transports.base import AuthContext, Transport
+from crudauth.transports.base import AuthContext, Issued, Transport
 from crudauth.transports.bearer.access import AccessTokens
 from crudauth.transports.bearer.claims import ClaimsEntries
 from crudauth.transports.bearer.families import (
@@ -316,20 +316,23 @@ class BearerTransport(Transport):
             raise InvalidToken("credentials changed since the token was issued")
         return user, row
 
-    async def complete_login(
+    async def issue_credential(
         self, request: Request, response: Response, user: Any, options: Mapping[str, Any]
-    ) -> dict[str, Any]:
-        runtime = self.runtime
+    ) -> Issued:
+        """Mint a pair for ``user`` (the refresh token in its cookie in cookie mode).
+
+        Nothing to withdraw: both tokens carry the epoch, and every use compares it with the
+        account's, so a credential change that commits during the sign-in refuses them."""
         tokens, start = self._mint(user, options.get("scopes"), response)
         # Recorded before the answer leaves: a family without a record is dead.
         await self.families.start(start)
-        await runtime.hooks.fire(
-            "on_after_login",
-            runtime.repo.to_dict(user),
-            request=request,
-            context=runtime.hook_context(request, self.name),
-        )
-        return dict(tokens)
+        return Issued(dict(tokens))
+
+    async def complete_login(
+        self, request: Request, response: Response, user: Any, options: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Mint and record a pair for ``user``; return the login body."""
+        return (await self.issue_credential(request, response, user, options)).body
 
     def read_refresh(self, request: Request, body_token: str | None = None) -> str | None:
         """The presented refresh token: the cookie in cookie mode, else the JSON body (only)."""

@@ -1,15 +1,14 @@
-"""``POST /login`` and ``POST /logout`` for cookie sessions."""
+"""``POST /logout`` (and the management routes) for cookie sessions; ``POST /login`` is the
+sign-in pipeline's (``crudauth.signin.routes``)."""
 
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crudauth.http.errors import http_errors
-from crudauth.http.guards import no_store, refuse_cross_site
-from crudauth.http.headers import request_cookie
+from crudauth.http.guards import no_store
 from crudauth.http.limits import BoundedRoute
-from crudauth.transports.login import LoginForm, check_password, finish_sign_in
 from crudauth.transports.session.management import build_management_router
 
 if TYPE_CHECKING:
@@ -20,31 +19,6 @@ def build_session_router(transport: "SessionTransport") -> APIRouter:
     runtime = transport.runtime
     router = APIRouter(tags=["auth"], dependencies=[Depends(no_store)], route_class=BoundedRoute)
     Db = Annotated[AsyncSession, Depends(runtime.session_dependency)]
-
-    @router.post("/login")
-    async def login(
-        request: Request,
-        response: Response,
-        db: Db,
-        form: Annotated[LoginForm, Depends()],
-    ) -> dict[str, Any]:
-        """Sign in with a username or email and a password; sets the session cookies."""
-        with http_errors():
-            refuse_cross_site(request, runtime.origins)
-            sign_in = await check_password(
-                runtime, request, db, form.username, form.password, transport=transport.name
-            )
-            # No fixation: whatever session this browser presented ends before a new one is
-            # issued. Only after the password checked out, so that junk credentials posted
-            # from another page of the same site cannot sign the user out.
-            presented = request_cookie(request.scope, transport.cookie_name)
-            if presented is not None:
-                await transport.manager.revoke(presented)
-            body = await transport.complete_login(
-                request, response, sign_in.user, {"remember_me": form.remember_me}
-            )
-            await finish_sign_in(runtime, request, response, sign_in)
-            return body
 
     @router.post("/logout")
     async def logout(request: Request, response: Response, db: Db) -> dict[str, str]:

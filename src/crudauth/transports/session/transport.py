@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from functools import partial
 from typing import Any, Final, Literal
 
 from fastapi import APIRouter
-from sqlalchemy.ext.asyncio import async_object_session
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -16,7 +16,6 @@ from crudauth.errors import (
     ConfigurationError,
     CrossSiteRequest,
     CSRFFailure,
-    InvalidCredentials,
     InvalidSession,
 )
 from crudauth.http.guards import SAFE_METHODS
@@ -25,7 +24,7 @@ from crudauth.principal import Principal
 from crudauth.runtime import AuthRuntime
 from crudauth.storage.base import SessionStore, StartedLoad
 from crudauth.storage.memory import MemorySessionStore
-from crudauth.transports.base import AuthContext, Transport, own_session
+from crudauth.transports.base import AuthContext, Issued, Transport, own_session
 from crudauth.transports.bearer.options import COOKIE_NAME
 from crudauth.transports.principals import build_principal, claims_snapshot
 from crudauth.transports.session.cookies import SessionCookies
@@ -384,16 +383,22 @@ class SessionTransport(Transport):
         """End every session of ``user_id`` (after a credential change or deactivation)."""
         return await self.manager.revoke_all(user_id)
 
-    async def complete_login(
+    async def end_presented(self, request: Request) -> None:
+        """The session this browser presented ends before a new one is issued."""
+        presented = request_cookie(request.scope, self.cookie_name)
+        if presented is not None:
+            await self.manager.revoke(presented)
+
+    async def issue_credential(
         self, request: Request, response: Response, user: Any, options: Mapping[str, Any]
-    ) -> dict[str, Any]:
+    ) -> Issued:
+        """Create a session for ``user`` at the row's epoch and set its cookies."""
         runtime = self.runtime
         repo = runtime.repo
         remember = bool(options.get("remember_me", False))
-        epoch = int(repo.value(user, "token_version", 0) or 0)
         session_id, csrf, live = await self.manager.create_session(
             repo.user_id(user),
-            token_version=epoch,
+            token_version=int(repo.value(user, "token_version", 0) or 0),
             remember_me=remember,
             ip_address=runtime.client_ip(request),
             user_agent=request.headers.get("user-agent"),
@@ -402,43 +407,25 @@ class SessionTransport(Transport):
                 CLAIMS_KEY: claims_snapshot(build_principal(runtime, user, self.name, {})),
             },
         )
-        await self._refuse_if_swept(live, user, epoch)
         max_age = int(min(self.remember_me_seconds, self.settings.remember_me_absolute_timeout))
         self.cookies.set(response, session_id, csrf, max_age if remember else None)
-        await runtime.hooks.fire(
-            "on_after_login",
-            repo.to_dict(user),
-            request=request,
-            context=runtime.hook_context(request, self.name, live.handle),
-        )
-        return {
+        body = {
             "id": repo.user_id(user),
             "username": repo.value(user, "username"),
             "csrf_token": csrf,
         }
+        # ``load_user=False`` reads the record alone: the pipeline re-checks the epoch after
+        # this and ends the session if a credential change committed in between.
+        return Issued(body, live.handle, withdraw=partial(self.manager.revoke_key, live.key))
+
+    async def complete_login(
+        self, request: Request, response: Response, user: Any, options: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Create a session for ``user`` and set its cookies; return the login body."""
+        return (await self.issue_credential(request, response, user, options)).body
 
     def clear_cookies(self, response: Response) -> None:
         self.cookies.clear(response)
-
-    async def _refuse_if_swept(self, live: LiveSession, user: Any, epoch: int) -> None:
-        """End a session born at an epoch that a credential change has already left behind.
-
-        A password reset or change commits the new epoch, then deletes the user's sessions. A
-        sign-in that read the row before that commit and created its session after the sweep
-        would keep a session at the old epoch: the full path refuses it on its first request,
-        but ``load_user=False`` reads the record alone. One query after the session exists
-        closes the gap: either the sweep ran later (and deleted it), or the new epoch shows.
-        """
-        repo = self.runtime.repo
-        db = async_object_session(user)  # the sign-in's own session: a query, not its cache
-        if db is not None:
-            current = await repo.current_epoch(db, live.record.user_id)
-        else:
-            async with own_session(self.runtime.session_dependency) as fresh:
-                current = await repo.current_epoch(fresh, live.record.user_id)
-        if current != epoch:
-            await self.manager.revoke_key(live.key)
-            raise InvalidCredentials("credentials changed during sign-in")
 
 
 def _typed_id(runtime: AuthRuntime, user_id: str) -> Any:
