@@ -24,7 +24,6 @@ from crudauth.http.headers import request_cookie
 from crudauth.http.limits import BoundedRoute
 from crudauth.keys import Purpose
 from crudauth.principal import Principal
-from crudauth.ratelimit.lockout import address_subject
 from crudauth.storage.base import SessionRecord
 from crudauth.transports.base import AuthContext
 from crudauth.transports.session.manager import LiveSession, well_formed
@@ -160,10 +159,7 @@ def build_management_router(transport: "SessionTransport") -> APIRouter:
         the cookie set again.
         """
         with http_errors():
-            address = runtime.client_ip(request)
-            await runtime.throttles.hit(
-                "csrf_refresh", f"ip:{address_subject(address)}" if address else "no-address"
-            )
+            await runtime.throttles.hit_address("csrf_refresh", runtime.client_ip(request))
             if not transport.csrf:
                 raise InvalidRequest("CSRF is disabled.", code="csrf_disabled")
             live = await _owned_session(request, db)
