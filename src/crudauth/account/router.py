@@ -44,6 +44,13 @@ async def _never_fresh(principal: Principal) -> bool:
     return False
 
 
+def _own_session(principal: Principal, session_transport: str) -> str | None:
+    """The store key of the caller's session, which moves to the new epoch and stays; a
+    bearer caller keeps none."""
+    key = principal.metadata.get("session_key")
+    return key if principal.transport == session_transport and isinstance(key, str) else None
+
+
 class _Sessions:
     """A lone session manager seen as a transport, for callers that pass ``sessions=``."""
 
@@ -115,9 +122,6 @@ def build_account_router(
     ) -> dict[str, str]:
         """Replace the password; every other session of the account ends."""
 
-        key = principal.metadata.get("session_key")
-        # The caller's own session moves to the new epoch; a bearer caller keeps none.
-        keep = key if principal.transport == session_transport and isinstance(key, str) else None
         handle = principal.metadata.get("session_handle")
         with http_errors():
             await service.change_password(
@@ -133,7 +137,7 @@ def build_account_router(
                     transport=principal.transport,
                     wrong=WRONG_CURRENT,
                 ),
-                keep=keep,
+                keep=_own_session(principal, session_transport),
                 context=runtime.hook_context(
                     request, principal.transport, handle if isinstance(handle, str) else None
                 ),
