@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from crudauth import AuthHooks
+from crudauth.errors import InvalidRequest
 from crudauth.ratelimit import LockoutConfig, RateLimit
 from tests.conftest import User
 from tests.email_support import (
@@ -214,3 +215,21 @@ async def test_the_password_check_of_an_email_change_is_the_sign_in_check(make_e
     assert r.status_code == 429, r.text
     assert env.hasher.verifications == verifications
     assert outbox.of("change_email") == []
+
+
+async def test_the_service_checks_the_password_of_an_email_change_without_a_request(
+    make_env, outbox
+):
+    env = await make_env(email=email_config(outbox))
+    await signup(env.client)
+    emails = env.auth.emails
+    assert emails is not None
+    async with env.sessionmaker() as db:
+        user = (await db.execute(select(User))).scalar_one()
+        with pytest.raises(InvalidRequest) as refused:
+            await emails.request_email_change(
+                db, user, "x@example.com", "wrong password", client_ip="192.0.2.7"
+            )
+        assert refused.value.code == "incorrect_password"
+        await emails.request_email_change(db, user, "x@example.com", PASSWORD)
+    assert [m["to"] for m in outbox.of("change_email")] == ["x@example.com"]
