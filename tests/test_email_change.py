@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import select
 
 from crudauth import AuthHooks
-from crudauth.ratelimit import RateLimit
+from crudauth.errors import InvalidRequest
+from crudauth.ratelimit import LockoutConfig, RateLimit
 from tests.conftest import User
 from tests.email_support import (
     NEW_PASSWORD,
@@ -183,3 +185,51 @@ async def test_change_requests_are_throttled_per_address(make_env, outbox):
     csrf = await _signed_in(env)
     codes = [(await _ask(env, csrf, f"n{i}@example.com")).status_code for i in range(4)]
     assert codes == [200, 200, 200, 429]
+
+
+async def test_the_password_check_of_an_email_change_is_the_sign_in_check(make_env, outbox):
+    """Guessing through the username locks the account, whatever identifier the check of the
+    email change names it by; its owner, signed in, is told of that lock before any hashing,
+    exactly as /change-password tells her: one password check for every route asking for one."""
+    env = await make_env(
+        email=email_config(outbox),
+        lockout=LockoutConfig(max_attempts=3, device_cookie=False),
+        trusted_proxy_hops=1,
+    )
+    await signup(env.client)
+    csrf = await _signed_in(env)
+    guesser = httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=env.app), base_url="http://testserver"
+    )
+    for i in range(3):  # from addresses of its own: the owner's address stays unlocked
+        r = await guesser.post(
+            "/login",
+            data={"username": "alice", "password": "guess"},
+            headers={"X-Forwarded-For": f"198.51.100.{i}"},
+        )
+        assert r.status_code == 401
+    verifications = env.hasher.verifications
+
+    r = await _ask(env, csrf, "alice.new@example.com")
+
+    assert r.status_code == 429, r.text
+    assert env.hasher.verifications == verifications
+    assert outbox.of("change_email") == []
+
+
+async def test_the_service_checks_the_password_of_an_email_change_without_a_request(
+    make_env, outbox
+):
+    env = await make_env(email=email_config(outbox))
+    await signup(env.client)
+    emails = env.auth.emails
+    assert emails is not None
+    async with env.sessionmaker() as db:
+        user = (await db.execute(select(User))).scalar_one()
+        with pytest.raises(InvalidRequest) as refused:
+            await emails.request_email_change(
+                db, user, "x@example.com", "wrong password", client_ip="192.0.2.7"
+            )
+        assert refused.value.code == "incorrect_password"
+        await emails.request_email_change(db, user, "x@example.com", PASSWORD)
+    assert [m["to"] for m in outbox.of("change_email")] == ["x@example.com"]

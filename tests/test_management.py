@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
 from sqlalchemy import select
 
@@ -209,6 +210,22 @@ async def test_csrf_refresh_is_rate_limited_per_address(make_env):
     for _ in range(3):
         assert (await laptop.client.post("/csrf/refresh")).status_code == 200
     assert (await laptop.client.post("/csrf/refresh")).status_code == 429
+
+
+async def test_csrf_refresh_never_pools_address_less_requests_in_one_bucket(make_env):
+    # One client without a peer address must not spend the quota of every other such client.
+    env = await make_env(transports=managed(), rate_limits={"csrf_refresh": RateLimit(1, 3600)})
+    await register(env.client)
+    browsers = [await sign_in(env), await sign_in(env)]
+    for browser in browsers:
+        cookies = dict(browser.client.cookies)
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=env.app, client=None),  # type: ignore[arg-type]
+            base_url="http://testserver",
+            cookies=cookies,
+        ) as no_address:
+            for _ in range(2):
+                assert (await no_address.post("/csrf/refresh")).status_code == 200
 
 
 async def test_csrf_refresh_refuses_a_disabled_account(make_env):

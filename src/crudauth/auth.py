@@ -23,6 +23,7 @@ from crudauth.backends import (
 )
 from crudauth.clock import Clock, SystemClock
 from crudauth.config import CookieConfig
+from crudauth.credentials import AccountService
 from crudauth.email.config import EmailConfig
 from crudauth.email.delivery import DeliveryChannel
 from crudauth.email.router import build_recovery_router
@@ -58,7 +59,6 @@ from crudauth.storage.base import KeyValueStore
 from crudauth.storage.database import DatabaseStore
 from crudauth.sudo import SudoConfig, SudoManager, build_sudo_router, sudo_gate
 from crudauth.transports.base import Transport, own_session
-from crudauth.transports.bearer.transport import BearerTransport
 from crudauth.transports.ratelimiting import KeyFunc, build_rate_limit
 from crudauth.transports.resolution import Check, PrincipalResolver
 from crudauth.transports.session.manager import SessionManager
@@ -182,12 +182,15 @@ class CRUDAuth:
         self._state = StateBackends(shared, self.transports, limiter, self.runtime.tokens)
         self._resolver = PrincipalResolver(self.runtime, self.transports)
         self._sign_in = SignInPipeline(self.runtime)
-        self.runtime.revokers.extend(
-            t.revoke_user for t in self.transports if isinstance(t, BearerTransport)
-        )
+        #: Credential changes and their side effects, over every transport.
+        self._accounts = AccountService(self.runtime, self.transports)
         self._emails = (
             EmailFlowService(
-                self.runtime, config=email, channels=channels or (), transports=self.transports
+                self.runtime,
+                config=email,
+                channels=channels or (),
+                transports=self.transports,
+                accounts=self._accounts,
             )
             if email is not None or channels
             else None
@@ -273,6 +276,7 @@ class CRUDAuth:
             sessions=session.manager if session is not None else None,
             session_transport=session.name if session is not None else "session",
             fresh=self._fresh_for_set_password,
+            accounts=self._accounts,
         )
 
     async def _fresh_for_set_password(self, principal: Principal) -> bool:
@@ -424,7 +428,7 @@ class CRUDAuth:
     async def revoke_user(self, user_id: Any) -> int:
         """End every session and cached bearer claim of ``user_id`` at once (for example after
         your own code deactivated the account). Returns how many credentials were ended."""
-        return await self._resolver.revoke_user(user_id)
+        return await self._accounts.revoke_user(user_id)
 
     def signed_in_recently(self, principal: Principal) -> bool:
         """True if the principal's session began within ``fresh_sign_in_seconds``, or the

@@ -6,7 +6,7 @@ inward: only the composition root knows every part.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,14 +60,6 @@ class AuthRuntime:
     redis_client: Any = None
     #: The SQL store (``database_store=`` on ``CRUDAuth``), or ``None``.
     database_store: DatabaseStore | None = None
-
-    #: Called with a user id after the library commits a credential change (epoch bump,
-    #: deactivation), so that claims caches (bearer ``load_user=False``) forget the user now.
-    revokers: list[Callable[[Any], Awaitable[Any]]] = field(default_factory=list)
-
-    async def credentials_changed(self, user_id: Any) -> None:
-        for revoke in self.revokers:
-            await revoke(user_id)
 
     def client_ip(self, request: Request) -> str | None:
         return client_ip(request, self.proxies)

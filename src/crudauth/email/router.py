@@ -117,6 +117,8 @@ def build_recovery_router(service: EmailFlowService, current_user: Callable[...,
                 client_ip=runtime.client_ip(request),
                 keep_session=principal.metadata.get("session_key"),
                 defer=background.add_task,
+                request=request,
+                transport=principal.transport,
             )
         return {"detail": schemas.CHANGE_SENT}
 

@@ -19,7 +19,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.requests import Request
 
+from crudauth.credentials import AccountService, Revoker, guarded_write
 from crudauth.email.config import (
     DEFAULT_CHANGE_TTL,
     DEFAULT_RESET_TTL,
@@ -28,23 +30,25 @@ from crudauth.email.config import (
 )
 from crudauth.email.delivery import DeliveryChannel, DeliveryIntent, DeliveryKind, EmailChannel
 from crudauth.email.dispatch import Defer, Dispatcher
-from crudauth.email.outcome import SessionEnder, apply_change, confirm_password, end_sessions
+from crudauth.email.outcome import TokenSpend
 from crudauth.email.tokens import RecoveryTokens, TokenPurpose
 from crudauth.errors import (
     ConfigurationError,
     DuplicateValue,
+    IncorrectPassword,
     InvalidRecoveryToken,
     InvalidRequest,
 )
 from crudauth.hooks import HookContext
 from crudauth.http.redirects import safe_redirect_path
 from crudauth.identity.identifiers import MAX_EMAIL_LENGTH, canonical_email, clean_identifier
-from crudauth.policy import PasswordContext
 from crudauth.runtime import AuthRuntime
+from crudauth.signin.confirm import confirm_password, detached_request
 
 logger = logging.getLogger("crudauth")
 
 EMAIL_IN_USE = "Email already in use"
+WRONG_PASSWORD = "Incorrect password"  # noqa: S105 - a message, not a secret
 
 
 @dataclass(frozen=True)
@@ -64,7 +68,8 @@ class EmailFlowService:
         *,
         config: EmailConfig | None = None,
         channels: Sequence[DeliveryChannel] = (),
-        transports: Sequence[Any] = (),
+        transports: Sequence[Revoker] = (),
+        accounts: AccountService | None = None,
     ) -> None:
         factor = runtime.identity.recovery
         if factor is None:
@@ -92,11 +97,8 @@ class EmailFlowService:
         self.reset_ttl = config.reset_ttl_seconds if config else DEFAULT_RESET_TTL
         self.change_ttl = config.change_ttl_seconds if config else DEFAULT_CHANGE_TTL
         self.dispatch = Dispatcher(runtime, self.channels)
-        # Every session transport's manager: a reset must end sessions wherever they live.
-        managers = [getattr(t, "manager", None) for t in transports]
-        self.sessions: tuple[SessionEnder, ...] = tuple(
-            m for m in managers if m is not None and callable(getattr(m, "revoke_all", None))
-        )
+        #: Credential changes and their side effects (every transport's sessions end).
+        self.accounts = accounts or AccountService(runtime, transports)
 
     # -- shape --------------------------------------------------------------------------------
 
@@ -227,14 +229,12 @@ class EmailFlowService:
         """Mark the recovery factor verified; the hook fires only the first time."""
         claims, record, user = await self._redeem(db, "verify_email", token)
         first_time = not self.runtime.repo.value(user, self.verified_field, False)
-        await apply_change(
+        await guarded_write(
             db,
             self.runtime.repo,
-            self.tokens,
             user,
-            claims,
-            record,
             {self.verified_field: True},
+            TokenSpend(self.tokens, claims, record),
             bump=False,
         )
         if first_time:
@@ -277,31 +277,9 @@ class EmailFlowService:
         context: HookContext | None = None,
     ) -> EmailFlowResult:
         """Set a new password, end every session and clear the sign-in lockout."""
-        runtime, repo = self.runtime, self.runtime.repo
         claims, record, user = await self._redeem(db, "reset_password", token)
-        # The policy runs before anything is spent: a weak password costs the user nothing.
-        await runtime.password_policy.check(
-            new_password,
-            PasswordContext(
-                source="reset",
-                username=repo.value(user, "username"),
-                email=repo.value(user, "email"),
-                user=user,
-            ),
-            "new_password",
-        )
-        new_hash = await runtime.hasher.hash_async(new_password)
-        await apply_change(
-            db, repo, self.tokens, user, claims, record, {"hashed_password": new_hash}, bump=True
-        )
-        await end_sessions(self.runtime, self.sessions, user, keep=None)
-        for field in runtime.identity.login:
-            value = repo.value(user, field)
-            if value:
-                try:
-                    await runtime.lockout.clear(str(value), repo.user_id(user))
-                except Exception:
-                    logger.warning("crudauth: could not clear the lockout after a reset")
+        spend = TokenSpend(self.tokens, claims, record)
+        await self.accounts.reset_password(db, user, new_password, spend)
         await self._fire("on_after_password_reset", user, db, context)
         return EmailFlowResult(user, claims.redirect_to)
 
@@ -318,11 +296,31 @@ class EmailFlowService:
         client_ip: str | None = None,
         keep_session: str | None = None,
         defer: Defer | None = None,
+        request: Request | None = None,
+        transport: str = "session",
     ) -> None:
-        """Send a confirmation link to ``new_email`` unless the address is taken."""
+        """Send a confirmation link to ``new_email`` unless the address is taken.
+
+        ``request`` (the route passes it) lets the password check read the browser's device
+        cookie; without it the check sees only ``client_ip``.
+        """
         repo = self.runtime.repo
         await self.dispatch.throttle_address("email_change_request", client_ip)
-        await confirm_password(self.runtime, user, password, client_ip)
+        try:
+            # The sign-in's throttle and lockout: a stolen session is no password oracle.
+            await confirm_password(
+                self.runtime,
+                request or detached_request(client_ip),
+                db,
+                user,
+                password,
+                transport=transport,
+                wrong=WRONG_PASSWORD,
+            )
+        except IncorrectPassword:
+            # This route has always answered a wrong password with 400, not 401: a 401 on a
+            # signed-in page reads as "signed out" to a client.
+            raise InvalidRequest(WRONG_PASSWORD, code="incorrect_password") from None
         limit = min(repo.max_length("email") or MAX_EMAIL_LENGTH, MAX_EMAIL_LENGTH)
         new = canonical_email(clean_identifier(new_email, "new_email", limit))
         current = repo.value(user, "email")
@@ -361,18 +359,14 @@ class EmailFlowService:
         values: dict[str, Any] = {"email": new}
         if repo.has("email_verified"):
             values["email_verified"] = True
-        await apply_change(
+        await self.accounts.change_email(
             db,
-            repo,
-            self.tokens,
             user,
-            claims,
-            record,
             values,
-            bump=True,
+            TokenSpend(self.tokens, claims, record),
+            keep=record.keep_session,
             on_conflict=DuplicateValue("email", EMAIL_IN_USE),
         )
-        await end_sessions(self.runtime, self.sessions, user, keep=record.keep_session)
         if old:
             notice = DeliveryIntent(DeliveryKind.EMAIL_CHANGED, None, repo.to_dict(user), old)
             await self.dispatch.hand_over(notice, db, real=True, email_only=True, defer=None)

@@ -32,8 +32,8 @@ from crudauth.errors import (
 from crudauth.principal import Principal
 from crudauth.ratelimit.base import RateLimiterBackend
 from crudauth.runtime import AuthRuntime
+from crudauth.signin.confirm import confirm_password
 from crudauth.sudo.config import SudoConfig
-from crudauth.transports.confirm import confirm_password
 from crudauth.transports.session.manager import LiveSession, SessionManager, new_token
 
 STAMP: Final = "sudo_elevated_until"

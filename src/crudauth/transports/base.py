@@ -105,6 +105,18 @@ class Transport(ABC):
         ``complete_login``'s body, with nothing for the pipeline to withdraw."""
         return Issued(await self.complete_login(request, response, user, options))
 
+    async def revoke_user(self, user_id: Any, *, keep: str | None = None) -> int:
+        """End what this transport keeps server-side for ``user_id``; return how many
+        credentials ended. ``keep`` names a session (a store key) that survives.
+
+        The account service calls it on every transport after each credential change it
+        commits, and ``CRUDAuth.revoke_user`` does too. This base transport keeps nothing of
+        its own: its credential is checked against the user row on every request, so the
+        committed deactivation or epoch bump already refuses it, and there is nothing to end
+        (0). A transport that keeps sessions or caches claims must override it and end them.
+        """
+        return 0
+
     async def end_sign_in(self, request: Request) -> None:  # noqa: B027 - optional hook
         """Revoke server-side what this transport issued to the browser of ``request`` (called
         when the browser signs out through another transport's route)."""

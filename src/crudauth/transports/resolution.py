@@ -32,9 +32,6 @@ class ClaimsTransport(Protocol):
     async def authenticate_claims(self, request: Request) -> Principal | None:
         """Like ``authenticate``, from the credential and its store alone (``user=None``)."""
 
-    async def revoke_user(self, user_id: Any) -> int:
-        """Make every credential of ``user_id`` fail on this transport's claims path."""
-
 
 def refuses_credential(exc: Exception) -> bool:
     """Whether ``exc`` is a transport's "this credential is present but unusable".
@@ -139,19 +136,6 @@ class PrincipalResolver:
                 break
         cache[claims_slot] = principal
         return principal
-
-    async def revoke_user(self, user_id: Any) -> int:
-        """End every credential of ``user_id`` that a claims path could still accept.
-
-        Call it after committing a token_version bump or a deactivation: sessions are
-        deleted and the bearer claims entry is overwritten, so ``load_user=False`` routes
-        refuse the old credentials on their next request. Returns how many were ended.
-        """
-        ended = 0
-        for candidate in self.transports:
-            if isinstance(candidate, ClaimsTransport):
-                ended += await candidate.revoke_user(user_id)
-        return ended
 
     def dependency(
         self,

@@ -293,11 +293,14 @@ class BearerTransport(Transport):
             metadata=grant.metadata(),
         )
 
-    async def revoke_user(self, user_id: Any) -> int:
+    async def revoke_user(self, user_id: Any, *, keep: str | None = None) -> int:
         """Make ``load_user=False`` re-read ``user_id`` from the database from now on.
 
-        Call it after committing a token_version bump or a deactivation. The tombstone lives
-        one access-token lifetime, after which every token issued before it has expired.
+        Call it after committing a token_version bump or a deactivation: the tokens and
+        refresh families end with that commit (every full check and every refresh compares
+        the epoch); what is left is the claims entry, which is overwritten here. The tombstone
+        lives one access-token lifetime, after which every token issued before it has expired.
+        ``keep`` names a session; no bearer token is kept.
         """
         await self.claims_entries.revoke(user_id)
         return 1

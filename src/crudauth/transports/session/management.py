@@ -17,6 +17,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crudauth.credentials import AccountService
 from crudauth.errors import InvalidRequest, InvalidSession, NotAuthenticated, NotFound
 from crudauth.http.errors import http_errors
 from crudauth.http.guards import no_store
@@ -24,7 +25,6 @@ from crudauth.http.headers import request_cookie
 from crudauth.http.limits import BoundedRoute
 from crudauth.keys import Purpose
 from crudauth.principal import Principal
-from crudauth.ratelimit.lockout import address_subject
 from crudauth.storage.base import SessionRecord
 from crudauth.transports.base import AuthContext
 from crudauth.transports.session.manager import LiveSession, well_formed
@@ -69,6 +69,8 @@ def session_info(record: SessionRecord, current: bool) -> SessionInfo:
 def build_management_router(transport: "SessionTransport") -> APIRouter:
     runtime = transport.runtime
     manager = transport.manager
+    # The transports are all known by now (``attach`` ran before any router is built).
+    accounts = AccountService(runtime, [transport, *transport.siblings])
     router = APIRouter(
         tags=["sessions"], dependencies=[Depends(no_store)], route_class=BoundedRoute
     )
@@ -127,29 +129,22 @@ def build_management_router(transport: "SessionTransport") -> APIRouter:
 
     @router.post("/logout-all")
     async def logout_all(
-        request: Request, response: Response, db: Db, caller: Caller, keep_current: bool = False
+        response: Response, db: Db, caller: Caller, keep_current: bool = False
     ) -> dict[str, Any]:
         """End every session of the caller (``keep_current=true``: every other one)."""
         with http_errors():
-            await runtime.throttles.hit("logout_all", f"user:{caller.user_id}")
             key = caller.metadata.get("session_key")
-            # The epoch bump ends bearer tokens and refresh families too. It commits first;
-            # the session that stays is then rebound to the new epoch.
-            version = await runtime.repo.bump_token_version(db, caller.user)
-            kept = None
-            if (
-                keep_current
-                and isinstance(key, str)
-                and await manager.store.update(key, {"token_version": version})
-            ):
-                kept = key
-            revoked = await manager.revoke_all(caller.user_id, keep_key=kept)
-            await runtime.credentials_changed(caller.user_id)
-            if kept is None:
+            keep = key if keep_current and isinstance(key, str) else None
+            settled = await accounts.sign_out_everywhere(db, caller.user, keep=keep)
+            if not settled.kept:
                 transport.clear_all_cookies(response)
             return {
-                "detail": "Signed out of all other sessions." if kept else "Signed out everywhere.",
-                "revoked": revoked,
+                "detail": (
+                    "Signed out of all other sessions."
+                    if settled.kept
+                    else "Signed out everywhere."
+                ),
+                "revoked": settled.ended.get(transport.name, 0),
             }
 
     @router.post("/csrf/refresh")
@@ -160,10 +155,7 @@ def build_management_router(transport: "SessionTransport") -> APIRouter:
         the cookie set again.
         """
         with http_errors():
-            address = runtime.client_ip(request)
-            await runtime.throttles.hit(
-                "csrf_refresh", f"ip:{address_subject(address)}" if address else "no-address"
-            )
+            await runtime.throttles.hit_address("csrf_refresh", runtime.client_ip(request))
             if not transport.csrf:
                 raise InvalidRequest("CSRF is disabled.", code="csrf_disabled")
             live = await _owned_session(request, db)

@@ -379,9 +379,10 @@ class SessionTransport(Transport):
             metadata=self._metadata(session_id, live),
         )
 
-    async def revoke_user(self, user_id: Any) -> int:
-        """End every session of ``user_id`` (after a credential change or deactivation)."""
-        return await self.manager.revoke_all(user_id)
+    async def revoke_user(self, user_id: Any, *, keep: str | None = None) -> int:
+        """End every session of ``user_id`` but ``keep`` (after a credential change or a
+        deactivation); the claims snapshots go with their sessions."""
+        return await self.manager.revoke_all(user_id, keep_key=keep)
 
     async def end_presented(self, request: Request) -> None:
         """The session this browser presented ends before a new one is issued."""

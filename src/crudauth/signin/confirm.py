@@ -6,6 +6,7 @@ not get a free password oracle out of that, so the check goes through exactly th
 failures count against the same identifier.
 """
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -57,3 +58,36 @@ async def confirm_password(
         # The identifier named another account (never expected: login fields are unique).
         raise IncorrectPassword(wrong)
     await runtime.lockout.succeeded(sign_in.attempt)
+
+
+def password_confirmer(
+    runtime: AuthRuntime,
+    request: Request,
+    db: AsyncSession,
+    password: str,
+    *,
+    transport: str,
+    wrong: str,
+) -> Callable[[Any], Awaitable[None]]:
+    """``confirm_password`` for this request, as the account service's ``confirm`` step."""
+
+    async def confirm(user: Any) -> None:
+        await confirm_password(
+            runtime, request, db, user, password, transport=transport, wrong=wrong
+        )
+
+    return confirm
+
+
+def detached_request(client_ip: str | None) -> Request:
+    """A request that carries only a client address already resolved, for a password check
+    made outside a route (no headers, so no proxy chain to read and no device cookie)."""
+    scope: dict[str, Any] = {
+        "type": "http",
+        "method": "POST",
+        "path": "/",
+        "headers": [],
+        "query_string": b"",
+        "client": (client_ip, 0) if client_ip else None,
+    }
+    return Request(scope)
