@@ -47,14 +47,15 @@ class RacePool:
             await asyncio.sleep(0.05)
         raise AssertionError(f"no {kind} mail for {to}")
 
-    async def settled_mails(self, kind: str, to: str, quiet: float = 1.0) -> int:
-        """How many ``kind`` mails went to ``to`` once none has arrived for ``quiet`` seconds."""
-        count, still = len(self.mails(kind, to)), 0.0
-        while still < quiet:
+    async def settled_mails(self, kind: str, to: str, expected: int) -> int:
+        """How many ``kind`` mails went to ``to``: waits (at most 20 s) for ``expected`` of
+        them, since mail is sent after the response, then 1.5 s more for any extra one."""
+        for _ in range(200):
+            if len(self.mails(kind, to)) >= expected:
+                break
             await asyncio.sleep(0.1)
-            now = len(self.mails(kind, to))
-            count, still = now, (still + 0.1 if now == count else 0.0)
-        return count
+        await asyncio.sleep(1.5)
+        return len(self.mails(kind, to))
 
 
 @contextmanager
