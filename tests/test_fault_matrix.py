@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import secrets
 import signal
 import time
@@ -23,7 +22,7 @@ import pytest
 from fastapi import FastAPI
 from redis.asyncio import Redis
 
-from crudauth import CRUDAuth, CookieConfig
+from crudauth import CookieConfig, CRUDAuth
 from tests.conftest import User
 from tests.email_support import PASSWORD, Outbox, email_config
 from tests.test_production import db, private_redis  # noqa: F401 - fixtures
@@ -115,7 +114,9 @@ async def _lose_everything(how: str, url: str, holder: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize("how", ["flushall", "restarted-empty"])
 async def test_redis_losing_its_data_signs_out_and_revives_no_single_use_token(
-    app_on, private_redis, how
+    app_on,
+    private_redis,  # noqa: F811 - the imported fixture
+    how,
 ):
     url, holder, _ = private_redis
     outbox = Outbox()
@@ -146,7 +147,8 @@ async def test_redis_losing_its_data_signs_out_and_revives_no_single_use_token(
 
 
 async def test_redis_killed_under_traffic_answers_200_or_503_never_anonymous(
-    app_on, private_redis
+    app_on,
+    private_redis,  # noqa: F811 - the imported fixture
 ):
     url, holder, _ = private_redis
     client = await app_on(url)
@@ -224,7 +226,9 @@ class DelayingProxy:
 
 
 async def test_a_redis_slower_than_the_socket_timeout_answers_503_then_recovers(
-    app_on, private_redis, caplog
+    app_on,
+    private_redis,  # noqa: F811 - the imported fixture
+    caplog,
 ):
     _, _, port = private_redis
     async with DelayingProxy(port) as proxy:
@@ -313,7 +317,9 @@ async def test_a_hanging_mailer_never_delays_the_reset_answer(db):  # noqa: F811
 
 
 async def test_a_failing_mailer_leaves_the_sign_up_answer_unchanged_and_is_logged(
-    app_on, private_redis, caplog
+    app_on,
+    private_redis,  # noqa: F811 - the imported fixture
+    caplog,
 ):
     url, _, _ = private_redis
     outbox = Outbox()
