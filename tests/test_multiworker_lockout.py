@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import secrets
+import threading
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
@@ -12,6 +14,7 @@ import redis
 
 from tests.conftest import POSTGRES_URL, REDIS_TEST_URL
 from tests.multiworker import (
+    ROUNDS,
     Workers,
     cookie_header,
     postgres_schema,
@@ -173,3 +176,89 @@ async def test_a_known_browser_signs_in_while_an_attacker_holds_the_account_lock
     assert stranger.status_code == 429  # the account is locked for everyone else
     owner = await _login(clients[2], name, PASSWORD, home, **cookie_header(device))()
     assert owner.status_code == 200, owner.text  # ...but not for the browser it knows
+
+
+class _Monitor:
+    """Every command Redis executes, in its own order, while the block runs (Redis MONITOR).
+
+    Only this database's commands are kept; the commands a Lua script runs are listed with
+    ``client_type == "lua"``, in the order Redis ran them.
+    """
+
+    def __init__(self) -> None:
+        self.marker = f"crudauth-test-stop-{uuid.uuid4().hex}"
+        self.commands: list[dict] = []
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def _watch(self) -> None:
+        client = redis.Redis.from_url(REDIS_URL)
+        db = client.connection_pool.connection_kwargs.get("db", 0)
+        try:
+            with client.monitor() as monitor:
+                self._ready.set()
+                for entry in monitor.listen():
+                    if entry["db"] == db:
+                        self.commands.append(entry)
+                    if self.marker in entry["command"]:
+                        return
+        finally:
+            client.close()
+
+    def __enter__(self) -> _Monitor:
+        self._thread.start()
+        assert self._ready.wait(5)
+        time.sleep(0.1)  # MONITOR is registered once the server has answered it
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        sync = redis.Redis.from_url(REDIS_URL)
+        try:
+            sync.echo(self.marker)
+        finally:
+            sync.close()
+        self._thread.join(10)
+        assert not self._thread.is_alive(), "MONITOR never saw the stop marker"
+
+
+def _counter_history(commands: list[dict], kind: str) -> dict[str, list[int | None]]:
+    """Per counter key of ``kind``: each value its script wrote to ``a``; ``None`` for a DEL."""
+    history: dict[str, list[int | None]] = {}
+    for entry in commands:
+        words = entry["command"].split()
+        if len(words) < 2 or f":{kind}:" not in words[1]:
+            continue
+        if entry["client_type"] == "lua" and words[0] == "HSET" and words[2] == "a":
+            history.setdefault(words[1], []).append(int(words[3]))
+        elif entry["client_type"] != "lua" and words[0] == "DEL":
+            history.setdefault(words[1], []).append(None)
+    return history
+
+
+@pytest.mark.parametrize("round_", range(ROUNDS))
+async def test_a_success_amid_failures_on_other_workers_loses_no_increment(clients, round_):
+    name = await _account(clients[0])
+    failures = THRESHOLD - 1  # below the lock, so that every attempt is evaluated
+    calls = [_login(clients[i % 4], name, f"wrong-{i}", _address()) for i in range(failures)]
+    calls.insert(failures // 2, _login(clients[3], name, PASSWORD, _address()))
+    with _Monitor() as monitor:
+        answers = await together(calls)
+    assert sorted(a.status_code for a in answers) == [200] + [401] * failures
+    sync = redis.Redis.from_url(REDIS_URL)
+    try:
+        for kind in ("user", "acct"):  # the identifier's counter and the account's
+            [(key, history)] = _counter_history(monitor.commands, kind).items()
+            # Every reservation counted one more than the last value, or one after a reset:
+            # none read a stale count (a lost increment would repeat a value).
+            previous = 0
+            for value in history:
+                if value is not None:
+                    assert value == previous + 1, history
+                previous = value or 0
+            after_reset = len(history) - 1 - history.index(None) if None in history else 0
+            # The success's reset (its DEL) wiped the failures recorded before it; what is
+            # left are exactly the failures recorded after it.
+            assert None in history, history
+            assert int(sync.hget(key, "a") or 0) == previous == after_reset, history
+    finally:
+        sync.close()

@@ -1,30 +1,15 @@
 """A production-shaped app with recovery flows whose mail goes to a Redis list, so that a test
 can read the links that any worker sent."""
 
-import json
 import os
 from contextlib import asynccontextmanager
 
-import redis
 from fastapi import FastAPI
 
 from crudauth import CRUDAuth, EmailConfig, PasswordHasher
 from tests.apps import test_routes
 from tests.apps.common import User, get_session
-
-OUTBOX = os.environ.get("OUTBOX_KEY", "crudauth-test:outbox")
-
-
-class RedisOutbox:
-    """An EmailSender that appends each message's kind, recipient and link to a Redis list."""
-
-    def __init__(self) -> None:
-        self._redis = redis.Redis.from_url(os.environ["REDIS_URL"])
-
-    def send(self, *, to, subject, body, kind, context):
-        record = {"to": to, "kind": kind.value, "link": context.link}
-        self._redis.rpush(OUTBOX, json.dumps(record))
-
+from tests.apps.outbox import RedisOutbox
 
 auth = CRUDAuth(
     session=get_session,
