@@ -5,11 +5,13 @@ Every response also carries ``X-Error-Code``, a stable machine-readable code.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from fastapi import HTTPException
+from sqlalchemy import exc as sa_exc
 
 from crudauth import errors
 from crudauth.exceptions import (
@@ -97,10 +99,32 @@ def to_http(exc: errors.CrudAuthError) -> HTTPException:
     return out
 
 
+logger = logging.getLogger("crudauth")
+
+#: What the database layer raises when it cannot be reached (a refused connection comes through
+#: unwrapped from asyncpg), drops the connection, or has no pooled connection to give in time:
+#: an outage like a store's (503), never a 500.
+DATABASE_UNAVAILABLE = (
+    sa_exc.OperationalError,
+    sa_exc.InterfaceError,
+    sa_exc.TimeoutError,
+    ConnectionError,
+)
+
+
+def database_unavailable(exc: Exception) -> HTTPException:
+    """The 503 for a database that cannot be used, logged with its cause (never its SQL)."""
+    logger.warning("crudauth: the database cannot be used (%s)", type(exc).__name__)
+    return to_http(errors.StoreUnavailable("database unavailable"))
+
+
 @contextmanager
 def http_errors() -> Iterator[None]:
-    """Translate domain errors raised inside the block into HTTP exceptions."""
+    """Translate domain errors raised inside the block, and a database outage, into HTTP
+    exceptions."""
     try:
         yield
     except errors.CrudAuthError as exc:
         raise to_http(exc) from None
+    except DATABASE_UNAVAILABLE as exc:
+        raise database_unavailable(exc) from None

@@ -15,7 +15,7 @@ from crudauth.errors import (
     NotAuthenticated,
     StoreUnavailable,
 )
-from crudauth.http.errors import to_http
+from crudauth.http.errors import DATABASE_UNAVAILABLE, database_unavailable, to_http
 from crudauth.principal import Principal
 from crudauth.runtime import AuthRuntime
 from crudauth.transports.base import AuthContext, Transport
@@ -220,5 +220,7 @@ class PrincipalResolver:
                 return principal if check is None else await checked(principal)
             except CrudAuthError as exc:
                 raise to_http(exc) from None
+            except DATABASE_UNAVAILABLE as exc:
+                raise database_unavailable(exc) from None
 
         return current_user
