@@ -204,7 +204,9 @@ class EmailFlowService:
             defer=defer,
         )
 
-    async def send_verification(self, db: AsyncSession, user: Any) -> None:
+    async def send_verification(
+        self, db: AsyncSession, user: Any, *, defer: Defer | None = None
+    ) -> None:
         """Best-effort verification link for a new account (after ``/register``)."""
         try:
             if self._recovery_value(user) and not self.runtime.repo.value(
@@ -218,7 +220,7 @@ class EmailFlowService:
                     "",
                     self.verify_ttl,
                     redirect_to=None,
-                    defer=None,
+                    defer=defer,
                 )
         except Exception:
             logger.exception("crudauth: could not send the verification of a new account")
@@ -376,7 +378,7 @@ class EmailFlowService:
     # -- notices -----------------------------------------------------------------------------
 
     async def notify_existing_account(
-        self, db: AsyncSession, user: Any, *, field: str | None = None
+        self, db: AsyncSession, user: Any, *, field: str | None = None, defer: Defer | None = None
     ) -> None:
         """Tell an account's owner that someone tried to sign up with their address."""
         value = self.runtime.repo.value(user, field or self.factor)
@@ -388,7 +390,7 @@ class EmailFlowService:
             intent = DeliveryIntent(
                 DeliveryKind.EXISTING_ACCOUNT, None, self.runtime.repo.to_dict(user), str(value)
             )
-            await self.dispatch.hand_over(intent, db, real=True, email_only=False, defer=None)
+            await self.dispatch.hand_over(intent, db, real=True, email_only=False, defer=defer)
         except Exception:
             logger.exception("crudauth: could not send an existing-account notice")
 

@@ -2,7 +2,7 @@
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Request, Response
+from fastapi import APIRouter, BackgroundTasks, Body, Depends, Request, Response
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,6 +20,7 @@ def build_register_route(service: RegistrationService, schema: type[BaseModel]) 
     async def register(
         request: Request,
         response: Response,
+        background: BackgroundTasks,
         db: Annotated[AsyncSession, Depends(runtime.session_dependency)],
         body: Any,
     ) -> dict[str, Any]:
@@ -29,7 +30,12 @@ def build_register_route(service: RegistrationService, schema: type[BaseModel]) 
             password = payload.pop("password")
             context = runtime.hook_context(request, "register")
             user = await service.register(
-                db, payload, password, context, client_ip=context.ip_address
+                db,
+                payload,
+                password,
+                context,
+                client_ip=context.ip_address,
+                defer=background.add_task,  # the mail never delays or shapes the answer
             )
             if service.delivery is not None:
                 # The same 202 whether the account was created or its email was taken.

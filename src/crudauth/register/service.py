@@ -39,15 +39,21 @@ EMAIL_TAKEN: Final = "Email already registered"
 ACCEPTED: Final = "If the email is available, check your inbox to finish signing up."
 
 
+#: Runs a mail job after the answer (``BackgroundTasks.add_task``); ``None`` sends at once.
+Defer = Callable[[Callable[[], Awaitable[None]]], Any]
+
+
 class RegistrationDelivery(Protocol):
     """What registration needs when a delivery channel is configured (the recovery feature
     provides it; registration never imports that feature)."""
 
     async def notify_existing_account(
-        self, db: AsyncSession, user: Any, *, field: str | None = None
+        self, db: AsyncSession, user: Any, *, field: str | None = None, defer: Defer | None = None
     ) -> None: ...
 
-    async def send_verification(self, db: AsyncSession, user: Any) -> None: ...
+    async def send_verification(
+        self, db: AsyncSession, user: Any, *, defer: Defer | None = None
+    ) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -154,7 +160,13 @@ class RegistrationService:
         context: HookContext,
         *,
         client_ip: str | None = None,
+        defer: Defer | None = None,
     ) -> Any:
+        """Create an account; ``None`` when its address was taken and the owner notified.
+
+        ``defer`` runs the mail after the answer (a route's ``BackgroundTasks.add_task``), so
+        that a slow mailer neither delays the answer nor tells a new address from a taken one.
+        """
         runtime, repo = self.runtime, self.runtime.repo
         raw_email = payload.get("email")
         raw_username = payload.get("username")
@@ -180,7 +192,7 @@ class RegistrationService:
         # Counted only once the request is valid (the reference's order), before any hashing.
         await runtime.throttles.hit_address("register", client_ip)
         values["hashed_password"] = await runtime.hasher.hash_async(password)
-        if await self._taken_quietly(db, values):
+        if await self._taken_quietly(db, values, defer):
             return None
         values.update(self.new_user_defaults)
         values.update(await self._provisioned(db, values, payload))
@@ -189,17 +201,19 @@ class RegistrationService:
         except IntegrityError:
             # Lost a race with a concurrent registration: report it like the pre-check would,
             # and never let the database error through.
-            if await self._taken_quietly(db, values):
+            if await self._taken_quietly(db, values, defer):
                 return None
             raise InvalidInput(
                 "Registration failed: an account with these details exists"
             ) from None
         await runtime.hooks.fire("on_after_register", repo.to_dict(user), db=db, context=context)
         if self.delivery is not None:
-            await self.delivery.send_verification(db, user)  # best-effort by contract
+            await self.delivery.send_verification(db, user, defer=defer)  # best-effort
         return user
 
-    async def _taken_quietly(self, db: AsyncSession, values: Mapping[str, Any]) -> bool:
+    async def _taken_quietly(
+        self, db: AsyncSession, values: Mapping[str, Any], defer: Defer | None
+    ) -> bool:
         """Raise for a taken username (public, as in the reference); for a taken email or
         recovery value, raise without delivery, or notify the owner and return True."""
         repo = self.runtime.repo
@@ -216,7 +230,7 @@ class RegistrationService:
                 continue
             if self.delivery is None:
                 raise DuplicateValue(name, EMAIL_TAKEN)
-            await self.delivery.notify_existing_account(db, owner, field=name)
+            await self.delivery.notify_existing_account(db, owner, field=name, defer=defer)
             return True
         return False
 
