@@ -97,7 +97,22 @@ async def update_user(env: Env, username: str, **values: Any) -> None:
         await db.commit()
 
 
-def rebuild(env: Env, **options: Any) -> httpx.AsyncClient:
+class RebuiltApp(httpx.AsyncClient):
+    """A client of a second app; leaving its ``async with`` shuts that app down too (its
+    Redis connections are closed, not left to the garbage collector)."""
+
+    def __init__(self, auth: CRUDAuth, **options: Any) -> None:
+        super().__init__(**options)
+        self.crudauth = auth
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        try:
+            await super().__aexit__(*exc_info)
+        finally:
+            await self.crudauth.shutdown()
+
+
+def rebuild(env: Env, **options: Any) -> RebuiltApp:
     """A second app over the same database and clock (a deploy with new settings)."""
 
     async def get_session() -> AsyncIterator[AsyncSession]:
@@ -118,7 +133,7 @@ def rebuild(env: Env, **options: Any) -> httpx.AsyncClient:
 
     app = FastAPI()
     app.include_router(auth.router)
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver")
+    return RebuiltApp(auth, transport=httpx.ASGITransport(app=app), base_url="http://testserver")
 
 
 def assert_invalid_token(response: httpx.Response) -> None:
