@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import MutableMapping
 from typing import Any
 
 from starlette.requests import cookie_parser
 
 logger = logging.getLogger("crudauth")
+
+#: RFC 6265 cookie-name: what a configured cookie name must match (session, CSRF, refresh).
+COOKIE_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 
 
 def raw_header(scope: MutableMapping[str, Any], name: bytes) -> bytes | None:

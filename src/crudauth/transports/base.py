@@ -55,6 +55,9 @@ class Transport(ABC):
     name: str = "transport"
     sets_cookies: bool = False
     contributes_routes: bool = True
+    #: This transport keeps a browser signed in and serves ``POST /logout`` for it (a cookie
+    #: session): a sibling that would offer its own ``/logout`` leaves it to this one.
+    serves_browser_logout: bool = False
 
     def bind(self, runtime: AuthRuntime) -> None:
         """Receive the shared services; called once by ``CRUDAuth``."""

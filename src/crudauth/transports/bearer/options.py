@@ -8,7 +8,6 @@ from collections.abc import Iterable
 from crudauth.errors import ConfigurationError
 
 SCOPE = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+$")  # RFC 6749 §3.3 scope-token
-COOKIE_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")  # RFC 6265 cookie-name
 
 
 def scope_set(value: Iterable[str] | None, name: str) -> frozenset[str]:

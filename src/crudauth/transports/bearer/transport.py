@@ -12,7 +12,7 @@ from starlette.responses import Response
 
 from crudauth.config import CookieConfig
 from crudauth.errors import ConfigurationError
-from crudauth.http.headers import request_cookie
+from crudauth.http.headers import COOKIE_NAME, request_cookie
 from crudauth.identity.repository import AuthRow
 from crudauth.keys import Purpose
 from crudauth.principal import Principal
@@ -27,7 +27,7 @@ from crudauth.transports.bearer.families import (
     Presented,
     RefreshFamilies,
 )
-from crudauth.transports.bearer.options import COOKIE_NAME, positive, scope_set, within
+from crudauth.transports.bearer.options import positive, scope_set, within
 from crudauth.transports.bearer.results import IssuedTokens, RefreshedTokens
 from crudauth.transports.bearer.signing import (
     ALGORITHMS,
@@ -47,7 +47,6 @@ from crudauth.transports.bearer.tokens import (
     verify_token,
 )
 from crudauth.transports.principals import build_principal
-from crudauth.transports.session.transport import SessionTransport
 
 RefreshMode = Literal["cookie", "body"]
 DAY = 86400
@@ -161,7 +160,7 @@ class BearerTransport(Transport):
         )
 
     def attach(self, siblings: Sequence[Transport]) -> None:
-        self.sibling_session = any(isinstance(t, SessionTransport) for t in siblings)
+        self.sibling_session = any(t.serves_browser_logout for t in siblings)
 
     def router(self) -> APIRouter:
         from crudauth.transports.bearer.routes import build_bearer_router

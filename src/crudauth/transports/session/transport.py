@@ -19,13 +19,12 @@ from crudauth.errors import (
     InvalidSession,
 )
 from crudauth.http.guards import SAFE_METHODS
-from crudauth.http.headers import request_cookie
+from crudauth.http.headers import COOKIE_NAME, request_cookie
 from crudauth.principal import Principal
 from crudauth.runtime import AuthRuntime
 from crudauth.storage.base import SessionStore, StartedLoad
 from crudauth.storage.memory import MemorySessionStore
 from crudauth.transports.base import AuthContext, Issued, Transport, own_session
-from crudauth.transports.bearer.options import COOKIE_NAME
 from crudauth.transports.principals import build_principal, claims_snapshot
 from crudauth.transports.session.cookies import SessionCookies
 from crudauth.transports.session.manager import (
@@ -50,6 +49,7 @@ class SessionTransport(Transport):
 
     name = "session"
     sets_cookies = True
+    serves_browser_logout = True
 
     def __init__(
         self,
