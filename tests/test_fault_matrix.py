@@ -156,15 +156,23 @@ async def test_redis_killed_under_traffic_answers_200_or_503_never_anonymous(
     assert (await _login(client)).status_code == 200
     codes: list[int] = []
 
+    killed = asyncio.Event()
+
     async def traffic() -> None:
-        deadline = time.monotonic() + 3
-        while time.monotonic() < deadline and len(codes) < 400:
+        deadline = time.monotonic() + 20  # a bound only: the loop ends 20 requests after the kill
+        after_kill = 0
+        while time.monotonic() < deadline and after_kill < 20:
             codes.append((await client.get("/me")).status_code)
+            after_kill += killed.is_set()
 
     async def kill_midway() -> None:
-        await asyncio.sleep(0.5)
+        for _ in range(2000):  # after a few answered requests, however slow the machine is
+            if len(codes) >= 5:
+                break
+            await asyncio.sleep(0.01)
         holder["proc"].send_signal(signal.SIGKILL)
         holder["proc"].wait(timeout=10)
+        killed.set()
 
     await asyncio.gather(traffic(), kill_midway())
     assert set(codes) == {200, 503}, sorted(set(codes))
@@ -241,7 +249,9 @@ async def test_a_redis_slower_than_the_socket_timeout_answers_503_then_recovers(
             slow = await client.get("/me")
         took = time.monotonic() - started
         assert slow.status_code == 503 and slow.headers["Retry-After"] == "5", slow.text
-        assert 1.5 < took < 3.0, took  # the socket timeout answered, not the slow reply
+        # The 503 itself shows the socket timeout answered (the slow reply would be a 200);
+        # the timeout cannot fire early. No upper bound: a loaded machine only adds to it.
+        assert took >= 1.5, took
         assert "unavailable" in caplog.text
         proxy.delay = 0.0
         await asyncio.sleep(1.0)  # the timed-out connection was dropped; a new one is fast
