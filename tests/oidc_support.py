@@ -1,9 +1,15 @@
-"""A real OpenID Connect provider (npm `oidc-provider`, tests/oidc/provider.mjs) for the tests.
+"""The outside world of an OAuth sign-in, on loopback, as pytest fixtures (tests/oidc/README.md).
 
-`oidc_provider_factory` (session fixture) starts one Node process per distinct configuration on
-a free 127.0.0.1 port and stops them all at the end of the run; `oidc_provider` is the provider
-with the default clients and accounts. `complete_login` plays the user at the provider (login
-form, consent screen) over plain HTTP and hands back the redirect to the client.
+- A real OpenID Connect provider (npm `oidc-provider`, tests/oidc/provider.mjs):
+  `oidc_provider_factory` (session fixture) starts one Node process per distinct configuration
+  on a free 127.0.0.1 port and stops them all at the end of the run; `oidc_provider` is the one
+  with the default clients and accounts. `complete_login` plays the user at the provider (login
+  form, consent screen) over plain HTTP and hands back the redirect to the client.
+- `github_stub`: GitHub's OAuth and user endpoints (tests/apps/github_stub.py).
+- `rogue_oidc`: a provider that tampers in one chosen way (tests/apps/rogue_oidc.py).
+
+The last two run in a thread of the test process for the whole session; their function-scoped
+fixtures reset every switch before each test.
 """
 
 from __future__ import annotations
@@ -24,6 +30,10 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 import pytest
+
+from tests.apps.github_stub import GitHubStub
+from tests.apps.rogue_oidc import RogueOIDC
+from tests.loopback_server import LoopbackServer
 
 OIDC_DIR = Path(__file__).resolve().parent / "oidc"
 
@@ -245,6 +255,38 @@ def oidc_provider_factory(
 def oidc_provider(oidc_provider_factory: OIDCProviderFactory) -> OIDCProvider:
     """The provider with `default_clients()` and `DEFAULT_ACCOUNTS`."""
     return oidc_provider_factory()
+
+
+@pytest.fixture(scope="session")
+def github_stub_server() -> Iterator[GitHubStub]:
+    stub = GitHubStub()
+    server = LoopbackServer(stub, name="github-stub")
+    stub.base_url = server.start()
+    yield stub
+    server.stop()
+
+
+@pytest.fixture
+def github_stub(github_stub_server: GitHubStub) -> GitHubStub:
+    """The GitHub stub with every switch off and no codes or tokens outstanding."""
+    github_stub_server.reset()
+    return github_stub_server
+
+
+@pytest.fixture(scope="session")
+def rogue_oidc_server() -> Iterator[RogueOIDC]:
+    rogue = RogueOIDC()
+    server = LoopbackServer(rogue, name="rogue-oidc")
+    rogue.base_url = server.start()
+    yield rogue
+    server.stop()
+
+
+@pytest.fixture
+def rogue_oidc(rogue_oidc_server: RogueOIDC) -> RogueOIDC:
+    """The rogue provider, honest until the test sets `mode`, with its first signing key."""
+    rogue_oidc_server.reset()
+    return rogue_oidc_server
 
 
 class ProviderInteractionError(AssertionError):
