@@ -39,6 +39,8 @@ OIDC_DIR = Path(__file__).resolve().parent / "oidc"
 
 # Callbacks of apps served by httpx's ASGITransport (base_url http://testserver) under the
 # default `/oauth` prefix; pass your own to the factory for anything else.
+LOG_TAIL_LINES = 60
+
 DEFAULT_REDIRECT_URIS = (
     "http://testserver/oauth/oidc/callback",
     "http://testserver/oauth/corp/callback",
@@ -237,9 +239,24 @@ class OIDCProviderFactory:
             self._running[key] = provider
         return provider
 
+    def running(self) -> list[OIDCProvider]:
+        return list(self._running.values())
+
     def stop_all(self) -> None:
         for provider in self._running.values():
             provider.stop()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """A failed test that used the OIDC provider shows the tail of the provider's log."""
+    report = yield
+    factory = getattr(item, "funcargs", {}).get("oidc_provider_factory")
+    if report.failed and isinstance(factory, OIDCProviderFactory):
+        for provider in factory.running():
+            tail = "\n".join(provider.logs().splitlines()[-LOG_TAIL_LINES:])
+            report.sections.append((f"oidc-provider log ({provider.issuer})", tail))
+    return report
 
 
 @pytest.fixture(scope="session")
