@@ -176,6 +176,14 @@ async def test_a_wrong_password_stops_at_the_login_form(oidc_provider: OIDCProvi
         await complete_login(url, ALICE.email, "not-the-password")
 
 
+async def test_an_interaction_without_its_cookie_is_an_error_page(
+    oidc_provider: OIDCProvider,
+) -> None:
+    with pytest.raises(ProviderInteractionError, match="provider answered 400"):
+        await complete_login(f"{oidc_provider.issuer}/interaction/abc", "x", "y")
+    assert '"event":"interaction.error"' in oidc_provider.logs()
+
+
 async def test_an_unverified_account_signs_in_with_email_verified_false(
     oidc_provider: OIDCProvider,
 ) -> None:

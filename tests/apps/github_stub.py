@@ -143,7 +143,7 @@ class GitHubStub:
         return self.base_url
 
     def reset(self) -> None:
-        self.signed_in_as = OCTOCAT.login
+        self.users, self.signed_in_as = DEFAULT_USERS, OCTOCAT.login
         self.deny = self.no_verified_email = False
         self.server_error, self.malformed_json, self.delay = set(), set(), {}
         self.authorize_requests, self.token_requests = [], []

@@ -140,6 +140,7 @@ class RogueOIDC:
 
     def reset(self) -> None:
         self.mode, self.authorize_iss, self.slow_seconds = "honest", "correct", 5.0
+        self.account = RogueAccount()
         self.clock = time.time
         self.signing_key = self._first_key
         self.published_keys = [self._first_key]
