@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 from html import unescape
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import parse_qs, urljoin, urlsplit
 
 import httpx
 import pytest
@@ -315,6 +315,11 @@ _FORM = re.compile(r'<form method="post" action="([^"]+)" data-prompt="(\w+)">')
 
 def _forms(html: str) -> dict[str, str]:
     return {prompt: unescape(action) for action, prompt in _FORM.findall(html)}
+
+
+def callback_params(url: str) -> dict[str, str]:
+    """The query of a redirect to the client: `code`, `state`, `iss`, or `error`."""
+    return {k: v[0] for k, v in parse_qs(urlsplit(url).query, keep_blank_values=True).items()}
 
 
 def _origin(url: str) -> tuple[str, str]:
