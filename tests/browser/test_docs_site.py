@@ -29,7 +29,9 @@ pytestmark = pytest.mark.browser
 #: Material puts each rendered diagram in a *closed* shadow root; opening it lets the test look.
 OPEN_SHADOW_ROOTS = """
 const attach = Element.prototype.attachShadow;
-Element.prototype.attachShadow = function (init) { return attach.call(this, {...init, mode: "open"}); };
+Element.prototype.attachShadow = function (init) {
+  return attach.call(this, {...init, mode: "open"});
+};
 """
 
 
