@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import functools
 import http.server
+import importlib
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -23,6 +25,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tests.browser.test_demo_browser import CHROMIUM, CHROMIUM_ARGS, REPO
+from tests.test_api_docstrings import MODULES
 
 pytestmark = pytest.mark.browser
 
@@ -150,3 +153,17 @@ def test_every_diagram_is_rendered_from_the_sites_own_mermaid(
     diagram.screenshot(path=str(shot))
     assert shot.stat().st_size > 5_000
     assert elsewhere == []
+
+
+def test_every_exported_name_has_an_entry_in_the_api_reference(site: Path) -> None:
+    anchors: set[str] = set()
+    for page in (site / "reference").rglob("index.html"):
+        anchors |= set(re.findall(r'id="(crudauth[\w.]*)"', page.read_text()))
+    missing = [
+        f"{module}.{name}"
+        for module in MODULES
+        for name in importlib.import_module(module).__all__
+        # A name exported lazily is documented where it is defined.
+        if f"{module}.{name}" not in anchors and not any(a.endswith(f".{name}") for a in anchors)
+    ]
+    assert missing == []
