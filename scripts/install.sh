@@ -11,6 +11,14 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e '.[dev]'
 
+# The documentation site's Mermaid, from the npm registry at the versions the lock file pins, so
+# that building and viewing the site need no network (tools/docs/hooks.py copies it in).
+if command -v npm >/dev/null 2>&1; then
+  npm ci --prefix tools/docs --ignore-scripts --no-audit --no-fund --loglevel=error
+else
+  echo "warning: npm is missing; the documentation site cannot be built" >&2
+fi
+
 if ! command -v chromium >/dev/null 2>&1; then
   if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
     echo "installing Debian's chromium for the browser tests"

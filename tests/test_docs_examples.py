@@ -303,6 +303,12 @@ def reference_format(password: str) -> str:
     return bcrypt.hashpw(digest, bcrypt.gensalt(rounds=4)).decode()
 
 
+def django_pbkdf2(password: str) -> str:
+    """A hash as Django stores it: ``pbkdf2_sha256$<iterations>$<salt>$<base64 digest>``."""
+    digest = hashlib.pbkdf2_hmac("sha256", password.encode(), b"salt1234", 1000)
+    return f"pbkdf2_sha256$1000$salt1234${base64.b64encode(digest).decode()}"
+
+
 async def test_passwords(load_example: Loader) -> None:
     example = load_example("passwords")
     async with serve(example) as new_client:
@@ -333,9 +339,16 @@ async def test_passwords(load_example: Loader) -> None:
             await example.import_user(
                 db, username="svc", email="svc@example.com", password_hash=None
             )
+            await example.import_user(
+                db, username="dan", email="dan@example.com", password_hash=django_pbkdf2("old 3")
+            )
 
         # Imported hashes keep working, and are upgraded to argon2id at the first sign-in.
-        for username, password in (("bob", "old password 1"), ("carol", "old password 2")):
+        for username, password in (
+            ("bob", "old password 1"),
+            ("carol", "old password 2"),
+            ("dan", "old 3"),  # through the legacy verifier
+        ):
             signed_in = new_client()
             r = await login(signed_in, username, password=password)
             assert r.status_code == 200, r.text

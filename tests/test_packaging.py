@@ -27,7 +27,7 @@ def test_every_feature_extra_is_used_by_the_package() -> None:
     modules = {"redis": "redis", "cryptography": "cryptography", "user-agents": "user_agents"}
     code = source()
     for name, requirements in extras().items():
-        if name in ("all", "dev"):
+        if name in ("all", "dev", "docs"):  # tooling, not features of the package
             continue
         distributions = [re.split(r"[<>=;\[ ]", r, maxsplit=1)[0] for r in requirements]
         used = [
@@ -39,8 +39,15 @@ def test_every_feature_extra_is_used_by_the_package() -> None:
 
 
 def test_extras_are_the_features_that_exist() -> None:
-    assert set(extras()) == {"redis", "jwt-keys", "useragent", "all", "dev"}
+    assert set(extras()) == {"redis", "jwt-keys", "useragent", "all", "dev", "docs"}
     assert extras()["all"] == ["crudauth[redis,jwt-keys,useragent]"]
+
+
+def test_the_docs_extra_pins_the_site_build_tools() -> None:
+    pinned = {re.split(r"[=\[]", r, maxsplit=1)[0]: r for r in extras()["docs"]}
+    assert set(pinned) == {"mkdocs", "mkdocs-material", "mkdocstrings", "mkdocstrings-python"}
+    assert all("==" in r for r in pinned.values()), pinned
+    assert "crudauth[all,docs]" in extras()["dev"]
 
 
 def test_asymmetric_keys_point_at_the_jwt_keys_extra() -> None:

@@ -1,5 +1,8 @@
 """Passwords: a stricter policy, and importing users whose hashes came from another system."""
 
+import base64
+import hashlib
+import hmac
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -42,6 +45,16 @@ def not_the_username(password: str, context: PasswordContext) -> None:
         raise ValueError("Password must not contain the username")
 
 
+def verify_django_pbkdf2(password: str, hashed: str) -> bool:
+    """A legacy verifier for Django's ``pbkdf2_sha256$<iterations>$<salt>$<base64 digest>``."""
+    algorithm, _, rest = hashed.partition("$")
+    if algorithm != "pbkdf2_sha256" or rest.count("$") != 2:
+        return False
+    iterations, salt, expected = rest.split("$")
+    digest = hashlib.pbkdf2_hmac("sha256", password.encode(), salt.encode(), int(iterations))
+    return hmac.compare_digest(base64.b64encode(digest).decode(), expected)
+
+
 auth = CRUDAuth(
     session=get_session,
     user_model=User,
@@ -49,6 +62,7 @@ auth = CRUDAuth(
     password_policy=PasswordPolicy(
         min_length=12, require_digit=True, validators=[not_the_username]
     ),
+    legacy_verifiers=[verify_django_pbkdf2],
     cookies=CookieConfig(secure=False),  # plain http://localhost only; never in production
 )
 
@@ -58,9 +72,10 @@ async def import_user(
 ) -> User:
     """Copy an account from an older system, keeping the hash it already has.
 
-    bcrypt hashes (plain, or the SHA-256-prehashed format of earlier crudauth versions) are
-    accepted as they are and replaced by argon2id the first time the user signs in. An account
-    without a password gets an unusable one: no password will ever match it.
+    bcrypt hashes (plain, or the SHA-256-prehashed format of earlier crudauth versions) and
+    Django's PBKDF2 hashes (through the legacy verifier above) are accepted as they are and
+    replaced by argon2id the first time the user signs in. An account without a password gets
+    an unusable one: no password will ever match it.
     """
     user = User(
         username=username,

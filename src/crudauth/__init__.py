@@ -66,6 +66,7 @@ from crudauth.transports.session import SessionManager
 from crudauth.transports.session.management import SessionInfo
 
 __version__ = "0.1.0"
+"""The version of this package."""
 
 __all__ = [
     "REGISTRATION_ALLOWED_FIELDS",

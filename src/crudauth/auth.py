@@ -36,7 +36,7 @@ from crudauth.http.origins import OriginPolicy
 from crudauth.identity.config import IdentityConfig
 from crudauth.identity.repository import UserRepository
 from crudauth.keys import KeyRing
-from crudauth.passwords import PasswordHasher
+from crudauth.passwords import LegacyVerifier, PasswordHasher
 from crudauth.policy import PasswordContext, PasswordPolicy, Source
 from crudauth.principal import Principal
 from crudauth.ratelimit.base import RateLimiterBackend
@@ -72,7 +72,6 @@ _NOT_YET = (
     "oauth_default_redirect",
     "redirect_base_url",
     "mfa",
-    "legacy_verifiers",
 )
 
 
@@ -113,6 +112,7 @@ class CRUDAuth:
         production: bool | None = None,
         clock: Clock | None = None,
         password_hasher: PasswordHasher | None = None,
+        legacy_verifiers: LegacyVerifier | Sequence[LegacyVerifier] | None = None,
         email: EmailConfig | None = None,
         channels: Sequence[DeliveryChannel] | None = None,
         sudo: SudoConfig | None = None,
@@ -147,6 +147,11 @@ class CRUDAuth:
         if self.production and not cookie_config.secure:
             raise ConfigurationError("production refuses CookieConfig(secure=False)")
         hasher = password_hasher or PasswordHasher()
+        if legacy_verifiers is not None:
+            try:
+                hasher.use_legacy_verifiers(legacy_verifiers)
+            except (TypeError, ValueError) as exc:
+                raise ConfigurationError(f"legacy_verifiers: {exc}") from exc
         clock = clock or SystemClock()
         shared = shared_backends(
             redis_url=redis_url,

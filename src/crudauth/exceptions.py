@@ -25,27 +25,37 @@ class _CrudAuthHTTPException(HTTPException):
 
 
 class BadRequestException(_CrudAuthHTTPException):
+    """400 Bad request."""
+
     status_code_default = status.HTTP_400_BAD_REQUEST
     detail_default = "Bad request"
 
 
 class OAuthAccountException(BadRequestException):
+    """400 for an OAuth sign-in that cannot complete; ``code`` names why (``email_unverified``)."""
+
     def __init__(self, code: str, detail: Any = None) -> None:
         super().__init__(detail if detail is not None else code)
         self.code = code
 
 
 class UnauthorizedException(_CrudAuthHTTPException):
+    """401: no valid credential (``"Not authenticated"`` by default)."""
+
     status_code_default = status.HTTP_401_UNAUTHORIZED
     detail_default = "Not authenticated"
 
 
 class ForbiddenException(_CrudAuthHTTPException):
+    """403: the caller is known but may not do this."""
+
     status_code_default = status.HTTP_403_FORBIDDEN
     detail_default = "Forbidden"
 
 
 class CSRFException(ForbiddenException):
+    """403 for a missing or wrong CSRF token; adds the ``X-CSRF-Error: true`` header."""
+
     detail_default = "Invalid CSRF token"
 
     def __init__(self, detail: Any = None, headers: Mapping[str, str] | None = None) -> None:
@@ -53,20 +63,28 @@ class CSRFException(ForbiddenException):
 
 
 class NotFoundException(_CrudAuthHTTPException):
+    """404 Not found."""
+
     status_code_default = status.HTTP_404_NOT_FOUND
     detail_default = "Not found"
 
 
 class UnprocessableEntityException(_CrudAuthHTTPException):
+    """422: the request is well formed but its values are refused."""
+
     status_code_default = 422
     detail_default = "Unprocessable entity"
 
 
 class DuplicateValueException(UnprocessableEntityException):
+    """422 for a value that must be unique and is taken (a username, an email)."""
+
     detail_default = "Duplicate value"
 
 
 class ValueTooLongException(UnprocessableEntityException):
+    """422 in FastAPI's ``string_too_long`` shape, one entry per field of ``limits``."""
+
     def __init__(self, limits: Mapping[str, int]) -> None:
         detail = [
             {
@@ -82,6 +100,8 @@ class ValueTooLongException(UnprocessableEntityException):
 
 
 class PasswordPolicyException(UnprocessableEntityException):
+    """422 listing every rule of the ``PasswordPolicy`` that ``field`` breaks."""
+
     def __init__(self, field: str, errors: Sequence[Mapping[str, Any]]) -> None:
         super().__init__([dict(e) for e in errors])
         self.field = field
@@ -89,6 +109,8 @@ class PasswordPolicyException(UnprocessableEntityException):
 
 
 class RateLimitException(_CrudAuthHTTPException):
+    """429 with ``Retry-After`` (whole seconds, at least 1) when ``retry_after`` is given."""
+
     status_code_default = status.HTTP_429_TOO_MANY_REQUESTS
     detail_default = "Too many requests. Try again later."
 
@@ -106,6 +128,8 @@ class RateLimitException(_CrudAuthHTTPException):
 
 
 class SudoLockoutError(RateLimitException):
+    """429 once too many re-authentication attempts have failed."""
+
     detail_default = "Too many re-authentication attempts. Try again later."
 
 

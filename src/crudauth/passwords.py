@@ -8,6 +8,10 @@ Formats understood, by the prefix of the stored string:
   bcrypt of the typed password. Plain bcrypt input over 72 bytes never matches: bcrypt would
   otherwise compare only a prefix.
 - ``!...`` or empty: unusable; never matches, yet costs the same as a real check.
+- Any other string: offered to the application's legacy verifiers
+  (``CRUDAuth(legacy_verifiers=[...])``), in order; a match is upgraded like any older format.
+  Without a match it costs one dummy check more than the verifiers themselves, like a wrong
+  password.
 
 Hashing runs on a small dedicated thread pool so that memory-hard work neither blocks the event
 loop nor starves the shared threadpool that sync routes use.
@@ -18,19 +22,30 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import logging
 import os
 import re
 import secrets
 import threading
 import unicodedata
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, TypeAlias
 
 import bcrypt
 from argon2 import PasswordHasher as _Argon2
 from argon2 import Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+logger = logging.getLogger("crudauth")
+
+LegacyVerifier: TypeAlias = Callable[[str, str], bool]
+"""``(plain_password, stored_hash) -> bool`` for a hash format crudauth does not know.
+
+Called on the hashing pool (it may block), with the password as typed. ``True`` signs the user
+in and replaces the stored hash with argon2id; ``False`` or an exception is a wrong password.
+"""
 
 MAX_PASSWORD_BYTES: Final = 1024
 """Longer input is refused before any hashing (long-password denial of service)."""
@@ -103,6 +118,20 @@ class PasswordHasher:
         self._executor: ThreadPoolExecutor | None = None
         self._executor_lock = threading.Lock()
         self._dummy: str | None = None
+        self.legacy_verifiers: tuple[LegacyVerifier, ...] = ()
+
+    def use_legacy_verifiers(self, verifiers: LegacyVerifier | Sequence[LegacyVerifier]) -> None:
+        """Offer hashes of no built-in format to ``verifiers``, in order (see the module doc).
+
+        ``CRUDAuth(legacy_verifiers=...)`` calls this on its hasher. A hasher takes one list:
+        giving a different one later raises ``ValueError``.
+        """
+        chosen: tuple[object, ...] = (verifiers,) if callable(verifiers) else tuple(verifiers)
+        if not chosen or not all(callable(v) for v in chosen):
+            raise ValueError("legacy_verifiers must be callables (plain, hashed) -> bool")
+        if self.legacy_verifiers and self.legacy_verifiers != chosen:
+            raise ValueError("this PasswordHasher already has other legacy verifiers")
+        self.legacy_verifiers = tuple(v for v in chosen if callable(v))
 
     # -- sync core ---------------------------------------------------------------------------
 
@@ -124,8 +153,27 @@ class PasswordHasher:
             return self._verify_argon(password, hashed)
         if hashed.startswith(_BCRYPT_PREFIXES):
             return self._verify_bcrypt(password, hashed)
-        self._verify_argon(password, self._dummy_hash())  # unknown format: same cost, no match
+        if self._verify_legacy(password, hashed):
+            return Verification(ok=True, needs_rehash=True)
+        # Timing defence: an unknown format, or a legacy hash the verifiers did not match,
+        # still pays for one full hash, as a wrong password against an argon2id hash does.
+        self._verify_argon(password, self._dummy_hash())
         return Verification(ok=False)
+
+    def _verify_legacy(self, password: str, hashed: str) -> bool:
+        for verifier in self.legacy_verifiers:
+            try:
+                if verifier(password, hashed) is True:
+                    return True
+            except Exception as exc:  # a broken verifier must not turn into a 500 or a sign-in
+                # The exception's text may quote the hash or the password: log its type only.
+                name = getattr(verifier, "__qualname__", type(verifier).__qualname__)
+                logger.warning(
+                    "crudauth: legacy password verifier %s raised %s; counted as a wrong password",
+                    name,
+                    type(exc).__name__,
+                )
+        return False
 
     def _dummy_hash(self) -> str:
         if self._dummy is None:

@@ -7,6 +7,7 @@ the client address), so code written for the reference imports them unchanged.
 from crudauth.http.client import get_client_ip
 from crudauth.identity.identifiers import canonical_email, canonical_identifier, mask_email
 from crudauth.passwords import (
+    LegacyVerifier,
     dummy_verify_password,
     get_password_hash,
     is_unusable_password,
@@ -16,6 +17,7 @@ from crudauth.passwords import (
 )
 
 __all__ = [
+    "LegacyVerifier",
     "canonical_email",
     "canonical_identifier",
     "dummy_verify_password",

@@ -98,6 +98,11 @@ if TYPE_CHECKING:
     # Base)`` type-checks under ``mypy --strict``. At run time it is built like any other shape.
 
     class AuthUserMixin:
+        """The default account shape: email and username login, email recovery, OAuth columns.
+
+        ``make_auth_identity()`` with its defaults; see that function for the columns.
+        """
+
         id: Mapped[int]
         email: Mapped[str]
         username: Mapped[str]

@@ -10,6 +10,8 @@ from crudauth.storage.memory import MemoryKeyValueStore
 
 
 class MemoryRateLimiterBackend(RateLimiterBackend):
+    """Counters in this process's memory: for development, tests and single-process apps."""
+
     kind = "memory"
     in_memory = True
 

@@ -66,6 +66,7 @@ DEFAULT_RATE_LIMITS: Final[Mapping[str, RateLimit]] = {
     "refresh": RateLimit(60, 60),
     "login_ip": RateLimit(30, 60, fail_open=False),
 }
+"""The limit of every rate-limited action; ``CRUDAuth(rate_limits=...)`` overrides by name."""
 
 
 def merge_rate_limits(overrides: Mapping[str, RateLimit | None] | None) -> dict[str, RateLimit]:

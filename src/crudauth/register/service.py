@@ -32,7 +32,10 @@ from crudauth.runtime import AuthRuntime
 logger = logging.getLogger("crudauth")
 
 REGISTRATION_ALLOWED_FIELDS: Final = frozenset({"email", "username"})
+"""Logical fields a ``/register`` body may set without ``register_extra_fields``."""
 REGISTRATION_GATED_FIELDS: Final = frozenset(LOGICAL_FIELDS) - REGISTRATION_ALLOWED_FIELDS
+"""Logical fields crudauth owns (``is_superuser``, ``email_verified``, ...): ``/register``
+always drops them, and ``register_extra_fields`` may not name them."""
 
 USERNAME_TAKEN: Final = "Username already taken"
 EMAIL_TAKEN: Final = "Email already registered"
@@ -77,6 +80,8 @@ class NewUserContext:
 NewUserFields = Callable[
     [NewUserContext], Mapping[str, Any] | BaseModel | Awaitable[Mapping[str, Any] | BaseModel]
 ]
+"""``CRUDAuth(new_user_fields=...)``: sync or async ``(NewUserContext) -> dict | BaseModel``,
+the server-computed columns of a new account, merged after ``new_user_defaults``."""
 
 
 class RegistrationService:

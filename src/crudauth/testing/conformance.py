@@ -28,6 +28,7 @@ from crudauth.ratelimit.policy import LockoutConfig, RateLimit
 from crudauth.storage.base import KeyValueStore, SessionRecord, SessionStore
 
 Advance = Callable[[float], Awaitable[None]]
+"""The ``advance`` fixture a conformance suite needs: move the backend's time on by seconds."""
 
 
 def make_record(
@@ -54,6 +55,7 @@ def make_record(
 
 
 def new_key() -> str:
+    """A random key, so that tests sharing one backend never meet."""
     return secrets.token_hex(32)
 
 
