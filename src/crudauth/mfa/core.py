@@ -394,6 +394,9 @@ def _with(record: ChallengeRecord, values: Mapping[str, Any]) -> ChallengeRecord
 
 
 def _slots(record: ChallengeRecord) -> list[tuple[str, bool]]:
-    """The lockout subjects a code counts against: those of the first factor."""
-    keys = [(record.ip_key, False), (record.identifier_key, True), (record.account_key, False)]
+    """The lockout subjects a code counts against: those of the first factor, the account's
+    first. Whichever subject refuses an attempt is the one whose lock escalates; the challenge
+    keeps one address for all its codes, so with the address first its 60 s lock would end
+    every burst and the account's lock would never grow past its first round."""
+    keys = [(record.account_key, False), (record.identifier_key, True), (record.ip_key, False)]
     return [(k, hard) for k, hard in keys if k is not None]
