@@ -101,7 +101,10 @@ def test_the_mfa_router_needs_mfa() -> None:
 
 
 async def test_status_before_and_after_enrolment(make_env: Any) -> None:
-    env = await mfa_env(make_env)
+    enabled: list[dict[str, Any]] = []
+    env = await mfa_env(
+        make_env, hooks=AuthHooks(on_after_mfa_enabled=lambda u, **k: enabled.append(u))
+    )
     await password_step(env.client)
     status = (await env.client.get("/mfa")).json()
     assert status == {"enabled": False, "required": False, "recovery_codes_remaining": 0}
@@ -109,6 +112,8 @@ async def test_status_before_and_after_enrolment(make_env: Any) -> None:
     enrolled = await enrol(env)
     await signed_in(env, enrolled.secret)
     assert (await env.client.get("/mfa")).json()["enabled"] is True
+    assert [u["username"] for u in enabled] == ["alice"]
+    assert not {"totp_secret_encrypted", "mfa_recovery_codes", "hashed_password"} & set(enabled[0])
 
 
 async def test_setup_needs_the_password_and_confirm_a_pending_secret(make_env: Any) -> None:

@@ -92,7 +92,10 @@ async def enrolled_account(client: httpx.AsyncClient) -> tuple[str, str]:
     body = {"username": name, "email": f"{name}@example.com", "password": PASSWORD}
     r = await client.post("/register", json=body, headers=forwarded_for())
     assert r.status_code == 200, r.text
-    r = await client.post("/login", data={"username": name, "password": PASSWORD})
+    r = await client.post(
+        "/login", data={"username": name, "password": PASSWORD}, headers=forwarded_for()
+    )
+    assert r.status_code == 200, r.text
     cookies = session_cookies(r)
     headers = {**cookie_header(cookies), "X-CSRF-Token": cookies["csrf_token"]}
     r = await client.post("/mfa/totp/setup", json={"password": PASSWORD}, headers=headers)
