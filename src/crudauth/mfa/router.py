@@ -56,21 +56,16 @@ def build_mfa_router(
 ) -> APIRouter:
     """``/mfa/verify`` and ``/mfa/challenge`` (a pending sign-in), and the management
     routes of a signed-in user (``mfa_manage`` rate limit, per user)."""
-    runtime = service.runtime
     router = APIRouter(
         prefix="/mfa", tags=["mfa"], dependencies=[Depends(no_store)], route_class=BoundedRoute
     )
-    Db = Annotated[AsyncSession, Depends(runtime.session_dependency)]
-    Me = Annotated[Principal, Depends(current_user)]
+    _challenge_routes(router, service)
+    _management_routes(router, service, current_user, fresh, elevated)
+    return router
 
-    async def managing(principal: Me) -> Principal:
-        with http_errors():
-            if principal.user is None:
-                raise NotAuthenticated("no user")
-            await runtime.throttles.hit("mfa_manage", f"user:{principal.user_id}")
-            return principal
 
-    Managing = Annotated[Principal, Depends(managing)]
+def _challenge_routes(router: APIRouter, service: MfaService) -> None:
+    Db = Annotated[AsyncSession, Depends(service.runtime.session_dependency)]
 
     @router.post("/verify")
     async def verify(body: VerifyIn, request: Request, response: Response, db: Db) -> Any:
@@ -83,6 +78,27 @@ def build_mfa_router(
         """The enrolment secret of a pending sign-in (``null`` when enrolled already)."""
         with http_errors():
             return await service.challenge_setup(request, body.challenge)
+
+
+def _management_routes(
+    router: APIRouter,
+    service: MfaService,
+    current_user: Callable[..., Any],
+    fresh: Freshness,
+    elevated: Freshness,
+) -> None:
+    runtime = service.runtime
+    Db = Annotated[AsyncSession, Depends(runtime.session_dependency)]
+    Me = Annotated[Principal, Depends(current_user)]
+
+    async def managing(principal: Me) -> Principal:
+        with http_errors():
+            if principal.user is None:
+                raise NotAuthenticated("no user")
+            await runtime.throttles.hit("mfa_manage", f"user:{principal.user_id}")
+            return principal
+
+    Managing = Annotated[Principal, Depends(managing)]
 
     @router.get("")
     async def status(principal: Me) -> dict[str, Any]:
@@ -127,5 +143,3 @@ def build_mfa_router(
                 db, me.user, body.code, elevated=await elevated(me)
             )
             return {"recovery_codes": codes}
-
-    return router
