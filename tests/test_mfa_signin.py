@@ -216,3 +216,59 @@ async def test_a_challenge_of_an_enrolled_account_has_no_setup(make_env: Any) ->
     challenge = await challenge_of(env.client)
     r = await env.client.post("/mfa/challenge", json={"challenge": challenge})
     assert r.json() == {"setup": None}
+
+
+async def test_verify_refuses_a_cross_site_request(make_env: Any) -> None:
+    env = await mfa_env(make_env)
+    enrolled = await enrol(env)
+    challenge = await challenge_of(env.client)
+    r = await env.client.post(
+        "/mfa/verify",
+        json={"challenge": challenge, "code": code(enrolled.secret, env.clock.now())},
+        headers={"Sec-Fetch-Site": "cross-site"},
+    )
+    assert r.status_code == 403
+
+
+async def oauth_sign_in(env: Any) -> dict[str, Any]:
+    """What an OAuth callback does once the provider vouched for alice: ``complete`` with
+    ``first_factor="oauth"`` and no lockout slot (the provider's proof is not metered)."""
+    from starlette.requests import Request
+    from starlette.responses import Response
+
+    request = Request(
+        {
+            "type": "http",
+            "method": "GET",
+            "path": "/oauth/example/callback",
+            "headers": [],
+            "client": ("203.0.113.9", 40000),
+            "query_string": b"",
+        }
+    )
+    async with env.sessionmaker() as db:
+        user = await env.auth.repo.find_by(db, "username", "alice")
+        return await env.auth.mfa.pipeline.complete(
+            request, Response(), db, env.auth.transports[0], user, {}, first_factor="oauth"
+        )
+
+
+async def test_an_oauth_sign_in_is_challenged_only_with_mfa_oauth(make_env: Any) -> None:
+    from tests.mfa_support import mfa_config
+
+    env = await mfa_env(make_env)
+    await enrol(env)
+    assert "csrf_token" in await oauth_sign_in(env)  # MfaConfig(oauth=False): straight through
+
+    env = await mfa_env(make_env, mfa=mfa_config(oauth=True), transports=[BearerTransport()])
+    async with env.sessionmaker() as db:
+        user = await env.auth.repo.find_by(db, "username", "alice")
+        setup = await env.auth.mfa.setup(db, user, password="correct horse battery")
+        await env.auth.mfa.confirm(db, user, code(setup["secret"], env.clock.now()))
+    env.clock.advance(30)
+    body = await oauth_sign_in(env)
+    assert body["mfa_required"] is True
+    bad = wrong_code(setup["secret"], env.clock.now())
+    assert (await verify(env.client, body["challenge"], bad)).status_code == 401
+    r = await verify(env.client, body["challenge"], code(setup["secret"], env.clock.now()))
+    assert r.status_code == 200 and "access_token" in r.json(), r.text
