@@ -90,6 +90,12 @@ def test_mfa_config_values_are_checked(options: dict[str, Any]) -> None:
         MfaConfig(**options)
 
 
+def test_the_encryption_keys_stay_out_of_reprs() -> None:
+    auth = build(mfa=mfa_config())
+    assert auth.mfa is not None
+    assert MFA_KEY.decode() not in repr(mfa_config()) + repr(auth.mfa.box)
+
+
 def test_the_mfa_router_needs_mfa() -> None:
     auth = build()
     assert auth.mfa is None

@@ -261,7 +261,7 @@ class MfaCore:
         new_codes: list[str] = []
         if secret is not None:
             new_codes = await self._enrol(db, user, secret, proof.step)
-        elif not await self._spend(db, user, proof):
+        elif not await self._spend(db, user, proof, request, transport.name):
             raise WrongCode()  # the same code won on another worker a moment ago
         self._forget_binding(response)
         body = await self._resume(request, response, db, transport, user, record, state, slots)
@@ -343,7 +343,14 @@ class MfaCore:
         token = self.runtime.repo.value(user, "totp_secret_encrypted")
         return self.box.decrypt(token) if isinstance(token, str) else None
 
-    async def _spend(self, db: AsyncSession, user: Any, proof: Proof) -> bool:
+    async def _spend(
+        self,
+        db: AsyncSession,
+        user: Any,
+        proof: Proof,
+        request: Request | None = None,
+        transport: str | None = None,
+    ) -> bool:
         """Claim the TOTP step or spend the recovery code, atomically in SQL."""
         if proof.kind == "totp":
             assert proof.step is not None
@@ -354,7 +361,7 @@ class MfaCore:
         left = await self.rows.spend_code(db, user, proof.matches)
         if left is None:
             return False
-        await self._fire("on_after_recovery_code_used", user, db, None, None)
+        await self._fire("on_after_recovery_code_used", user, db, request, transport)
         await self._notify(db, user, "recovery_code_used")
         return True
 
