@@ -142,9 +142,10 @@ async def make_env(database_url: str) -> AsyncIterator[AppFactory]:
     async def factory(**options: Any) -> Env:
         engine = _engine(database_url)
         engines.append(engine)
+        model = options.pop("user_model", User)  # another account shape, with its own metadata
         async with engine.begin() as conn:
-            await conn.run_sync(Base.metadata.drop_all)
-            await conn.run_sync(Base.metadata.create_all)
+            await conn.run_sync(model.metadata.drop_all)
+            await conn.run_sync(model.metadata.create_all)
         sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
 
         async def get_session() -> AsyncIterator[AsyncSession]:
@@ -160,7 +161,7 @@ async def make_env(database_url: str) -> AsyncIterator[AppFactory]:
         options.setdefault("warn_on_memory_backend", False)
         auth = CRUDAuth(
             session=get_session,
-            user_model=User,
+            user_model=model,
             SECRET_KEY=SECRET,
             clock=clock,
             password_hasher=hasher,

@@ -27,7 +27,8 @@ from tests.email_support import NEW_PASSWORD, PASSWORD, Outbox, email_config, si
 THIRD_PASSWORD = "the third passphrase of alice"
 GUESS = "hunter2 is the guess"
 FORGED = "evil\r\nINFO admin logged in"
-#: Hooks the library does not fire yet: their features (OAuth, MFA) are not implemented.
+#: Hooks this module does not drive: OAuth is not implemented; the MFA hooks have their own
+#: test (tests/test_mfa_account.py).
 NOT_FIRED = {
     "on_oauth_login",
     "on_after_mfa_enabled",

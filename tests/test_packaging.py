@@ -24,7 +24,12 @@ def source() -> str:
 
 def test_every_feature_extra_is_used_by_the_package() -> None:
     # The distribution each extra brings, and the module the package imports from it.
-    modules = {"redis": "redis", "cryptography": "cryptography", "user-agents": "user_agents"}
+    modules = {
+        "redis": "redis",
+        "cryptography": "cryptography",
+        "user-agents": "user_agents",
+        "pyotp": "pyotp",
+    }
     code = source()
     for name, requirements in extras().items():
         if name in ("all", "dev", "docs"):  # tooling, not features of the package
@@ -39,8 +44,8 @@ def test_every_feature_extra_is_used_by_the_package() -> None:
 
 
 def test_extras_are_the_features_that_exist() -> None:
-    assert set(extras()) == {"redis", "jwt-keys", "useragent", "all", "dev", "docs"}
-    assert extras()["all"] == ["crudauth[redis,jwt-keys,useragent]"]
+    assert set(extras()) == {"redis", "jwt-keys", "useragent", "mfa", "all", "dev", "docs"}
+    assert extras()["all"] == ["crudauth[redis,jwt-keys,useragent,mfa]"]
 
 
 def test_the_docs_extra_pins_the_site_build_tools() -> None:
@@ -50,6 +55,10 @@ def test_the_docs_extra_pins_the_site_build_tools() -> None:
     assert "crudauth[all,docs]" in extras()["dev"]
 
 
-def test_asymmetric_keys_point_at_the_jwt_keys_extra() -> None:
+def test_the_mfa_extra_installs_exactly_totp_and_encryption() -> None:
+    assert sorted(r.split(">=")[0] for r in extras()["mfa"]) == ["cryptography", "pyotp"]
+
+
+def test_missing_libraries_point_at_their_extras() -> None:
     code = source()
-    assert "crudauth[jwt-keys]" in code and "crudauth[mfa]" not in code
+    assert "crudauth[jwt-keys]" in code and "crudauth[mfa]" in code

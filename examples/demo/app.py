@@ -1,8 +1,10 @@
-"""The crudauth demo: register, sign in, call a protected action, sign out.
+"""The crudauth demo: register, sign in, call a protected action, turn on two-factor sign-in,
+sign out.
 
 Runs on one process with no services: users and notes live in SQLite (``DEMO_DATABASE_URL``,
 default ``sqlite+aiosqlite:///./demo.db``), sessions and CSRF tokens in memory. Start it with
-``bash scripts/demo.sh`` and open http://127.0.0.1:8000/.
+``bash scripts/demo.sh`` and open http://127.0.0.1:8000/. TOTP secrets are encrypted with
+``DEMO_MFA_KEY`` (a Fernet key; a random one per process when unset).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Any
 
+from cryptography.fernet import Fernet
 from fastapi import Depends, FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
@@ -24,7 +27,8 @@ from sqlalchemy import DateTime, ForeignKey, Integer, String, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from crudauth import AuthUserMixin, CookieConfig, CRUDAuth, Principal, SessionTransport
+from crudauth import CookieConfig, CRUDAuth, Principal, SessionTransport, make_auth_identity
+from crudauth.mfa import MfaConfig
 
 logger = logging.getLogger("crudauth.demo")
 
@@ -43,11 +47,22 @@ def _secret_key() -> str:
     return secrets.token_urlsafe(48)
 
 
+def _mfa_key() -> str:
+    key = os.environ.get("DEMO_MFA_KEY")
+    if key:
+        return key
+    logger.warning(
+        "DEMO_MFA_KEY is not set: using a random key for this process only. Two-factor "
+        "enrolments stop working when the server restarts."
+    )
+    return Fernet.generate_key().decode()
+
+
 class Base(DeclarativeBase):
     pass
 
 
-class User(AuthUserMixin, Base):
+class User(make_auth_identity(mfa=True), Base):  # type: ignore[misc] # a mixin built at run time
     __tablename__ = "users"
 
 
@@ -81,6 +96,7 @@ auth = CRUDAuth(
     cookies=CookieConfig(secure=False),
     # The demo runs one uvicorn worker on purpose, so in-memory sessions are what we want.
     warn_on_memory_backend=False,
+    mfa=MfaConfig(issuer="crudauth demo", encryption_key=_mfa_key()),
 )
 
 

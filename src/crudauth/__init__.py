@@ -37,6 +37,7 @@ from crudauth.identity import (
     UserRepository,
     make_auth_identity,
 )
+from crudauth.mfa import MfaConfig, MfaService
 from crudauth.passwords import (
     PasswordHasher,
     get_password_hash,
@@ -97,6 +98,8 @@ __all__ = [
     "FrozenClock",
     "HookContext",
     "IdentityConfig",
+    "MfaConfig",
+    "MfaService",
     "NewUserContext",
     "NewUserFields",
     "NotFoundException",

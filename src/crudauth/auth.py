@@ -36,6 +36,9 @@ from crudauth.http.origins import OriginPolicy
 from crudauth.identity.config import IdentityConfig
 from crudauth.identity.repository import UserRepository
 from crudauth.keys import KeyRing
+from crudauth.mfa.config import MfaConfig
+from crudauth.mfa.router import build_mfa_router
+from crudauth.mfa.service import MfaService
 from crudauth.passwords import LegacyVerifier, PasswordHasher
 from crudauth.policy import PasswordContext, PasswordPolicy, Source
 from crudauth.principal import Principal
@@ -71,7 +74,6 @@ _NOT_YET = (
     "oauth_response_mode",
     "oauth_default_redirect",
     "redirect_base_url",
-    "mfa",
 )
 
 
@@ -116,6 +118,7 @@ class CRUDAuth:
         email: EmailConfig | None = None,
         channels: Sequence[DeliveryChannel] | None = None,
         sudo: SudoConfig | None = None,
+        mfa: MfaConfig | None = None,
         **not_yet: Any,
     ) -> None:
         unknown = sorted(set(not_yet) - set(_NOT_YET))
@@ -186,7 +189,6 @@ class CRUDAuth:
         self.transports = bind_transports(self.runtime, requested)
         self._state = StateBackends(shared, self.transports, limiter, self.runtime.tokens)
         self._resolver = PrincipalResolver(self.runtime, self.transports)
-        self._sign_in = SignInPipeline(self.runtime)
         #: Credential changes and their side effects, over every transport.
         self._accounts = AccountService(self.runtime, self.transports)
         self._emails = (
@@ -208,8 +210,21 @@ class CRUDAuth:
             delivery=self._emails,
             schema=register_schema,
         )
+        self._mfa = self._build_mfa(mfa)
+        self._sign_in = self._mfa.pipeline if self._mfa else SignInPipeline(self.runtime)
         self._state.check_memory(production=self.production, warn=warn_on_memory_backend)
         self.sudo: SudoManager | None = self._build_sudo(sudo, limiter)
+
+    def _build_mfa(self, config: MfaConfig | None) -> MfaService | None:
+        if config is None:
+            return None
+        emails = self._emails
+
+        async def notify(db: AsyncSession, user: Any, kind: str) -> None:
+            if emails is not None:
+                await emails.notify_security_event(db, user, kind)
+
+        return MfaService(self.runtime, config, list(self.transports), notify=notify)
 
     def _build_sudo(
         self, config: SudoConfig | None, limiter: RateLimiterBackend
@@ -221,7 +236,14 @@ class CRUDAuth:
         if not any(isinstance(t, SessionTransport) for t in self.transports):
             raise ConfigurationError("sudo needs a SessionTransport: a grant lives in a session")
         session = self._session_transport()
-        return SudoManager(self.runtime, session.manager, config, limiter, transport=session.name)
+        return SudoManager(
+            self.runtime,
+            session.manager,
+            config,
+            limiter,
+            transport=session.name,
+            code_verifier=self._mfa.check_code if self._mfa is not None else None,
+        )
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -266,7 +288,29 @@ class CRUDAuth:
             router.include_router(self._routes_of(transport))
         if self._emails is not None:
             router.include_router(build_recovery_router(self._emails, self.current_user()))
+        if self._mfa is not None:
+            router.include_router(self.mfa_router)
         return router
+
+    @property
+    def mfa(self) -> MfaService | None:
+        """Two-factor sign-in (``None`` without ``mfa=``)."""
+        return self._mfa
+
+    @property
+    def mfa_router(self) -> APIRouter:
+        """The ``/mfa`` routes (raises ``RuntimeError`` without ``mfa=``)."""
+        if self._mfa is None:
+            raise RuntimeError("MFA is not configured: pass CRUDAuth(mfa=MfaConfig(...))")
+        return build_mfa_router(
+            self._mfa,
+            self.current_user(),
+            fresh=self._fresh_for_set_password,
+            elevated=self._in_sudo,
+        )
+
+    async def _in_sudo(self, principal: Principal) -> bool:
+        return self.sudo is not None and await self.sudo.is_elevated(principal)
 
     @property
     def emails(self) -> EmailFlowService | None:

@@ -56,6 +56,9 @@ class Purpose:
     EMAIL_CHANGE_TOKEN: Final = "email-change-token"  # noqa: S105 - a label, not a secret
     RECOVERY_STATE: Final = "recovery-state"
     RECOVERY_TARGET: Final = "recovery-target"
+    MFA_CHALLENGE: Final = "mfa-challenge"
+    MFA_BINDING: Final = "mfa-binding"
+    MFA_RECOVERY_CODE: Final = "mfa-recovery-code"
 
 
 def _as_bytes(secret: str | bytes) -> bytes:
@@ -125,6 +128,12 @@ class KeyRing:
     @property
     def size(self) -> int:
         return len(self._secrets)
+
+    def uses_secret(self, value: str | bytes) -> bool:
+        """True if ``value`` is the current secret or a fallback (another feature's key must
+        never be one of them)."""
+        raw = _as_bytes(value)
+        return any(hmac.compare_digest(raw, known) for known in self._secrets)
 
     def key(self, purpose: str, index: int = 0) -> bytes:
         """The derived key for ``purpose`` from secret ``index`` (0 is the current one)."""

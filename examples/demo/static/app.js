@@ -48,6 +48,8 @@ function say(text, kind = "info") {
   el.dataset.kind = kind;
 }
 
+let pendingChallenge = null; // a sign-in waiting for its second step
+
 function showSignedOut() {
   const status = document.getElementById("status");
   status.textContent = "Signed out";
@@ -56,6 +58,9 @@ function showSignedOut() {
   document.getElementById("signed-in").hidden = true;
   document.getElementById("me-output").textContent = "";
   document.getElementById("notes").replaceChildren();
+  document.getElementById("mfa-form").hidden = pendingChallenge === null;
+  document.getElementById("recovery-box").hidden = true;
+  document.getElementById("mfa-confirm-form").hidden = true;
 }
 
 function showSignedIn(me) {
@@ -79,11 +84,22 @@ async function loadNotes() {
   }
 }
 
+async function loadTwoFactor() {
+  const result = await call("GET", "/mfa");
+  if (!result.ok) return;
+  const on = result.data.enabled;
+  document.getElementById("mfa-status").textContent = on
+    ? "Two-factor sign-in is on (" + result.data.recovery_codes_remaining + " recovery codes left)."
+    : "Two-factor sign-in is off.";
+  document.getElementById("mfa-setup-form").hidden = on;
+}
+
 async function refresh() {
   const me = await call("GET", "/me");
   if (me.ok) {
     showSignedIn(me.data);
     await loadNotes();
+    await loadTwoFactor();
   } else {
     showSignedOut();
   }
@@ -117,13 +133,80 @@ async function onLogin(event) {
       remember_me: form.get("remember_me") ? "true" : "false",
     },
   });
-  if (result.ok) {
+  if (result.ok && result.data.mfa_required) {
+    pendingChallenge = result.data.challenge; // the password was right; a code is next
+    event.target.reset();
+    document.getElementById("mfa-form").hidden = false;
+    say("Password accepted. Enter your code to finish signing in.");
+  } else if (result.ok) {
     csrfFromLogin = result.data.csrf_token;
     event.target.reset();
     say("Welcome, " + result.data.username + ".");
     await refresh();
   } else {
     say("Sign-in failed: " + describe(result.data, result.status), "error");
+  }
+}
+
+async function onSecondStep(event) {
+  event.preventDefault();
+  const form = new FormData(event.target);
+  const result = await call("POST", "/mfa/verify", {
+    json: { challenge: pendingChallenge, code: form.get("code") },
+  });
+  event.target.reset();
+  if (result.ok) {
+    pendingChallenge = null;
+    csrfFromLogin = result.data.csrf_token;
+    say("Welcome, " + result.data.username + ".");
+    await refresh();
+  } else {
+    if (result.status === 400) pendingChallenge = null; // expired or dead: start again
+    say("Second step failed: " + describe(result.data, result.status), "error");
+    await refresh();
+  }
+}
+
+async function onMfaSetup(event) {
+  event.preventDefault();
+  const form = new FormData(event.target);
+  const result = await call("POST", "/mfa/totp/setup", {
+    json: { password: form.get("password") },
+    csrf: true,
+  });
+  event.target.reset();
+  if (result.ok) {
+    document.getElementById("mfa-secret").textContent = result.data.secret;
+    document.getElementById("mfa-uri").textContent = result.data.otpauth_uri;
+    document.getElementById("mfa-confirm-form").hidden = false;
+    document.getElementById("mfa-setup-form").hidden = true;
+  } else {
+    say("Setup failed: " + describe(result.data, result.status), "error");
+  }
+}
+
+async function onMfaConfirm(event) {
+  event.preventDefault();
+  const form = new FormData(event.target);
+  const result = await call("POST", "/mfa/totp/confirm", {
+    json: { code: form.get("code") },
+    csrf: true,
+  });
+  event.target.reset();
+  if (result.ok) {
+    document.getElementById("mfa-confirm-form").hidden = true;
+    const list = document.getElementById("recovery-codes");
+    list.replaceChildren();
+    for (const code of result.data.recovery_codes) {
+      const item = document.createElement("li");
+      item.textContent = code;
+      list.append(item);
+    }
+    document.getElementById("recovery-box").hidden = false;
+    say("Two-factor sign-in is on.");
+    await loadTwoFactor();
+  } else {
+    say("Confirmation failed: " + describe(result.data, result.status), "error");
   }
 }
 
@@ -163,6 +246,9 @@ async function onLogout() {
 document.addEventListener("DOMContentLoaded", () => {
   document.getElementById("register-form").addEventListener("submit", onRegister);
   document.getElementById("login-form").addEventListener("submit", onLogin);
+  document.getElementById("mfa-form").addEventListener("submit", onSecondStep);
+  document.getElementById("mfa-setup-form").addEventListener("submit", onMfaSetup);
+  document.getElementById("mfa-confirm-form").addEventListener("submit", onMfaConfirm);
   document.getElementById("note-form").addEventListener("submit", onAddNote);
   document.getElementById("no-csrf-button").addEventListener("click", onAddNoteWithoutCsrf);
   document.getElementById("logout-button").addEventListener("click", onLogout);

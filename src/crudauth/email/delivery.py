@@ -29,6 +29,8 @@ class DeliveryKind(str, enum.Enum):
     EXISTING_ACCOUNT = "existing_account"
     EMAIL_CHANGED = "email_changed"
     WELCOME = "welcome"  # kept for compatibility; crudauth never sends it
+    RECOVERY_CODE_USED = "recovery_code_used"
+    MFA_DISABLED = "mfa_disabled"
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,8 @@ _SUBJECTS: Final[Mapping[DeliveryKind, str]] = {
     DeliveryKind.EXISTING_ACCOUNT: "You already have an account",
     DeliveryKind.EMAIL_CHANGED: "Your email address was changed",
     DeliveryKind.WELCOME: "Welcome",
+    DeliveryKind.RECOVERY_CODE_USED: "A recovery code was used on your account",
+    DeliveryKind.MFA_DISABLED: "Two-factor sign-in was turned off",
 }
 
 _TEXTS: Final[Mapping[DeliveryKind, str]] = {
@@ -118,6 +122,15 @@ _TEXTS: Final[Mapping[DeliveryKind, str]] = {
         "signs in to it. If you did not do this, reset your password and contact support."
     ),
     DeliveryKind.WELCOME: "Welcome aboard.",
+    DeliveryKind.RECOVERY_CODE_USED: (
+        "One of the recovery codes of your account was just used in place of your "
+        "authenticator app. If it was not you, reset your password and replace your recovery "
+        "codes."
+    ),
+    DeliveryKind.MFA_DISABLED: (
+        "Two-factor sign-in was just turned off for your account. If you did not do this, "
+        "reset your password and turn it on again."
+    ),
 }
 
 _PATHS: Final[Mapping[DeliveryKind, str]] = {

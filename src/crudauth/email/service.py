@@ -394,6 +394,17 @@ class EmailFlowService:
         except Exception:
             logger.exception("crudauth: could not send an existing-account notice")
 
+    async def notify_security_event(self, db: AsyncSession, user: Any, kind: str) -> None:
+        """Tell an account's owner about a change to its sign-in (``"recovery_code_used"``,
+        ``"mfa_disabled"``) at its recovery address, on every channel."""
+        recipient = self._recovery_value(user)
+        if not recipient:
+            return
+        intent = DeliveryIntent(
+            DeliveryKind(kind), None, self.runtime.repo.to_dict(user), recipient
+        )
+        await self.dispatch.hand_over(intent, db, real=True, email_only=False, defer=None)
+
     # -- helpers -----------------------------------------------------------------------------
 
     async def _redeem(self, db: AsyncSession, purpose: TokenPurpose, token: str) -> Any:

@@ -164,6 +164,8 @@ class Pending:
     state: AccountState
     #: The options the credential will be issued with (``remember_me``, ``scopes``).
     options: Mapping[str, Any]
+    #: How the first factor was proven: ``"password"``, ``"oauth"``, ...
+    first_factor: str = "password"
 
 
 @dataclass(frozen=True)
@@ -172,6 +174,10 @@ class Challenge:
     sent instead of a credential, and the sign-in resumes at step 4 once the proof is in."""
 
     body: dict[str, Any]
+    #: Takes over what the stopped sign-in leaves: the response (to bind the challenge to this
+    #: client, with a cookie) and the lockout slots the first factor holds (they stay taken
+    #: until the challenge is answered, so a sign-in stopped here still counts).
+    hold: Callable[[Response, Attempt | None], Awaitable[None]] | None = None
 
 
 #: Step 3: ``None`` lets the sign-in through; a ``Challenge`` stops it before anything is
@@ -230,13 +236,35 @@ class SignInPipeline:
         options: Mapping[str, Any],
         *,
         attempt: Attempt | None = None,
+        first_factor: str = "password",
     ) -> dict[str, Any]:
         """Steps 2 to 8 for a ``user`` whose first factor passed (``attempt``: the lockout
         slots it holds, if it is metered). ``db`` is the session ``user`` was read in."""
         state = account_state(self.runtime, user)
-        challenge = await self.second_factor(Pending(request, transport, user, state, options))
+        pending = Pending(request, transport, user, state, options, first_factor)
+        challenge = await self.second_factor(pending)
         if challenge is not None:
+            if challenge.hold is not None:
+                await challenge.hold(response, attempt)
             return challenge.body
+        return await self.resume(
+            request, response, db, transport, user, options, state=state, attempt=attempt
+        )
+
+    async def resume(
+        self,
+        request: Request,
+        response: Response,
+        db: AsyncSession,
+        transport: Transport,
+        user: Any,
+        options: Mapping[str, Any],
+        *,
+        state: AccountState,
+        attempt: Attempt | None = None,
+    ) -> dict[str, Any]:
+        """Steps 4 to 8: a sign-in past its second factor (straight from ``complete``, or
+        once a challenge is answered), bound to the epoch ``state`` read at step 2."""
         await transport.end_presented(request)
         issued = await transport.issue_credential(request, response, user, options)
         await self._recheck_epoch(db, state, issued)

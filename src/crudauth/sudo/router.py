@@ -20,7 +20,10 @@ REAUTH_REQUIRED = "Re-authentication required."
 
 
 class SudoIn(BaseModel):
-    password: str = Field(max_length=MAX_PASSWORD_BYTES)
+    """The password, or (with two-factor sign-in on) a TOTP or recovery code."""
+
+    password: str | None = Field(default=None, max_length=MAX_PASSWORD_BYTES)
+    code: str | None = Field(default=None, max_length=64)
 
 
 def sudo_gate(
@@ -53,13 +56,15 @@ def build_sudo_router(
         db: Db,
         principal: Annotated[Principal, Depends(current_user)],
     ) -> dict[str, Any]:
-        """Confirm the password to enter sudo mode in this session.
+        """Confirm the password (or a second-factor code) to enter sudo mode in this session.
 
         The session moves to a new id and CSRF token (both cookies are set again, and the new
         token is in the body), so a copy of the old cookie gains nothing.
         """
         with http_errors():
-            until = await manager.elevate(principal, body.password, db=db, request=request)
+            until = await manager.elevate(
+                principal, body.password, code=body.code, db=db, request=request
+            )
             session_id, csrf, live = await manager.renew(principal)
             max_age = int(
                 min(transport.remember_me_seconds, transport.settings.remember_me_absolute_timeout)
