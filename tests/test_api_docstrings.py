@@ -21,6 +21,7 @@ MODULES = [
     "crudauth",
     "crudauth.storage",
     "crudauth.ratelimit",
+    "crudauth.mfa",
     "crudauth.testing",
 ]
 
