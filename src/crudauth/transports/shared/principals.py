@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from crudauth.identity.repository import AuthRow
@@ -43,3 +44,24 @@ def claims_snapshot(principal: Principal) -> dict[str, bool]:
         "ev": principal.email_verified,
         "rv": principal.recovery_verified,
     }
+
+
+def snapshot_principal(
+    user_id: Any,
+    transport: str,
+    snapshot: Mapping[str, Any],
+    metadata: dict[str, Any],
+    scopes: frozenset[str] = frozenset(),
+) -> Principal:
+    """The ``Principal`` of ``current_user(load_user=False)``: the flags from a snapshot
+    (``claims_snapshot``'s keys, a missing one read as ``False``), no user row."""
+    return assemble_principal(
+        user_id,
+        scopes,
+        transport,
+        None,
+        bool(snapshot.get("su", False)),
+        bool(snapshot.get("ev", False)),
+        bool(snapshot.get("rv", False)),
+        metadata,
+    )
