@@ -9,7 +9,7 @@ import pytest
 from fastapi import Depends
 
 from crudauth import BearerTransport, Principal, SessionTransport
-from crudauth.transports.shared.standing import Standing, standing
+from crudauth.transports.shared import Standing, standing
 from tests.account_support import sign_in
 from tests.bearer_support import bearer, get_tokens, sign_up, update_user
 from tests.conftest import register

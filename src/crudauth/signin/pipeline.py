@@ -48,7 +48,7 @@ from crudauth.ratelimit.device import DeviceToken
 from crudauth.ratelimit.lockout import Attempt
 from crudauth.runtime import AuthRuntime
 from crudauth.transports.base import Issued, Transport
-from crudauth.transports.shared.cookies import CookieWriter
+from crudauth.transports.shared import CookieWriter
 
 # -- 1. the password first factor ------------------------------------------------------------
 

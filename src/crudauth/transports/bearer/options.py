@@ -15,6 +15,7 @@ from crudauth.transports.bearer.signing import (
     KeySet,
     asymmetric_keyset,
 )
+from crudauth.transports.shared import CookieWriter
 
 SCOPE = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+$")  # RFC 6749 §3.3 scope-token
 
@@ -89,3 +90,15 @@ def public_keyset(
     if signing_key is None:
         raise ConfigurationError("algorithm='EdDSA'/'ES256' needs signing_key=")
     return asymmetric_keyset(algorithm, signing_key, verification_keys)
+
+
+def refresh_cookie_writer(
+    config: CookieConfig, name: str, path: str | None, mode: str
+) -> CookieWriter:
+    """The refresh cookie's writer under the app's (or the transport's) ``CookieConfig``."""
+    if mode == "cookie" and config.samesite == "none":
+        raise ConfigurationError("SameSite=None is refused for the refresh cookie")
+    path = path or config.path
+    if name.startswith("__Host-") and (not config.secure or path != "/"):
+        raise ConfigurationError("a '__Host-' refresh cookie needs secure=True and path='/'")
+    return CookieWriter(config, path)

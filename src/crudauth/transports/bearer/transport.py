@@ -33,6 +33,7 @@ from crudauth.transports.bearer.options import (
     granted_scopes,
     positive,
     public_keyset,
+    refresh_cookie_writer,
     within,
 )
 from crudauth.transports.bearer.results import IssuedTokens, RefreshedTokens
@@ -47,9 +48,7 @@ from crudauth.transports.bearer.tokens import (
     new_token_id,
     verify_token,
 )
-from crudauth.transports.shared.cookies import CookieWriter
-from crudauth.transports.shared.principals import build_principal, snapshot_principal
-from crudauth.transports.shared.standing import Standing, standing
+from crudauth.transports.shared import Standing, build_principal, snapshot_principal, standing
 
 RefreshMode = Literal["cookie", "body"]
 DAY = 86400
@@ -112,14 +111,9 @@ class BearerTransport(Transport):
     def bind(self, runtime: AuthRuntime) -> None:
         super().bind(runtime)
         self.cookies = self._cookie_config or runtime.cookies
-        if self.refresh_mode == "cookie" and self.cookies.samesite == "none":
-            raise ConfigurationError("SameSite=None is refused for the refresh cookie")
-        path = self.refresh_cookie_path or self.cookies.path
-        if self.refresh_cookie_name.startswith("__Host-") and (
-            not self.cookies.secure or path != "/"
-        ):
-            raise ConfigurationError("a '__Host-' refresh cookie needs secure=True and path='/'")
-        self.refresh_cookie = CookieWriter(self.cookies, path)
+        self.refresh_cookie = refresh_cookie_writer(
+            self.cookies, self.refresh_cookie_name, self.refresh_cookie_path, self.refresh_mode
+        )
         self.access_keys = self._public_keys or hmac_keyset(runtime.keys, Purpose.ACCESS_TOKEN)
         # Refresh tokens are only ever read by this server: always a secret key of their own.
         self.refresh_keys = hmac_keyset(runtime.keys, Purpose.REFRESH_TOKEN)

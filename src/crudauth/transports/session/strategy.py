@@ -20,12 +20,13 @@ from crudauth.storage.memory import MemorySessionStore
 from crudauth.transports.base import AuthContext
 from crudauth.transports.session.manager import LiveSession, SessionManager, well_formed
 from crudauth.transports.session.owners import SessionOwners
-from crudauth.transports.shared.principals import (
+from crudauth.transports.shared import (
+    Standing,
     build_principal,
     claims_snapshot,
     snapshot_principal,
+    standing,
 )
-from crudauth.transports.shared.standing import Standing, standing
 
 Backend = Literal["memory", "redis", "database"]
 

@@ -19,7 +19,6 @@ from crudauth.principal import Principal
 from crudauth.runtime import AuthRuntime
 from crudauth.storage.base import SessionStore
 from crudauth.transports.base import AuthContext, Issued, Transport, own_session
-from crudauth.transports.session.cookies import SessionCookies
 from crudauth.transports.session.manager import CROSS_ORIGIN, LiveSession, SessionManager
 from crudauth.transports.session.options import (
     check_cookie_options,
@@ -29,6 +28,28 @@ from crudauth.transports.session.options import (
 )
 from crudauth.transports.session.owners import SessionOwners
 from crudauth.transports.session.strategy import Backend, SessionStrategy, choose_store
+from crudauth.transports.shared import CookieWriter
+
+
+class SessionCookies:
+    """Sets and clears a session's two cookies through one ``CookieWriter``."""
+
+    def __init__(self, config: CookieConfig, session_name: str, csrf_name: str) -> None:
+        self.config = config
+        self.writer = CookieWriter(config)
+        self.session_name = session_name
+        self.csrf_name = csrf_name
+
+    def set(self, response: Response, session_id: str, csrf: str, max_age: int | None) -> None:
+        self.writer.set(response, self.session_name, session_id, max_age=max_age)
+        self.set_csrf(response, csrf, max_age)
+
+    def set_csrf(self, response: Response, csrf: str, max_age: int | None) -> None:
+        self.writer.set(response, self.csrf_name, csrf, max_age=max_age, http_only=False)
+
+    def clear(self, response: Response) -> None:
+        self.writer.clear(response, self.session_name)
+        self.writer.clear(response, self.csrf_name, http_only=False)
 
 
 class SessionTransport(Transport):
