@@ -3,8 +3,10 @@
 Serves ``POST /login``, ``POST /token`` and an authenticated ``GET`` (session, then bearer) in
 process (memory stores, SQLite, both transports configured), after one warm-up request of each
 kind, under ``sys.setprofile``, and prints how many distinct ``crudauth`` modules had a function
-called while each request ran, and which. A measure of how far a reader follows a request, not
-of speed (see ``instructions.py`` and ``run.py``).
+called while each request ran (and which), and how many Python and C function calls it made
+(all code, and crudauth's own): counts that do not move with the machine's load. A measure of
+how far a reader follows a request and of the work it does, not of speed (see
+``instructions.py`` and ``run.py``).
 """
 
 from __future__ import annotations
@@ -37,12 +39,16 @@ class User(AuthUserMixin, Base):
     __tablename__ = "users"
 
 
-def modules_during(seen: set[str]) -> Any:
+def modules_during(seen: set[str], calls: list[int]) -> Any:
     def profile(frame: Any, event: str, arg: Any) -> None:
         if event == "call":
+            calls[0] += 1
             name = frame.f_globals.get("__name__", "")
             if name.startswith("crudauth"):
+                calls[1] += 1
                 seen.add(name)
+        elif event == "c_call":
+            calls[2] += 1
 
     return profile
 
@@ -87,14 +93,18 @@ async def main() -> None:
 
     async def measure(label: str, call: Any) -> None:
         seen: set[str] = set()
-        sys.setprofile(modules_during(seen))
+        calls = [0, 0, 0]
+        sys.setprofile(modules_during(seen, calls))
         try:
             r = await call()
         finally:
             sys.setprofile(None)
         assert r.status_code == 200, (label, r.status_code, r.text)
         names = " ".join(sorted(m.removeprefix("crudauth.") for m in seen))
-        print(f"{label:28} {len(seen):3d}  {names}")
+        print(
+            f"{label:24} modules {len(seen):3d} | Python calls {calls[0]:5d} "
+            f"(crudauth {calls[1]:4d}) | C calls {calls[2]:5d} | {names}"
+        )
 
     await measure("POST /login", lambda: client.post("/login", data=form))
     await measure("GET /private (session)", lambda: client.get("/private"))
