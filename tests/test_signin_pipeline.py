@@ -3,8 +3,8 @@ sign-in leaves nothing issued, nothing ended and the lockout slot still taken.""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import pytest
@@ -22,7 +22,7 @@ from crudauth.signin.pipeline import (
     check_password,
     no_second_factor,
 )
-from tests.conftest import Env, User, login, register
+from tests.conftest import REDIS_TEST_URL, Env, User, login, register
 
 PASSWORD = "correct horse battery"
 
@@ -272,3 +272,88 @@ async def test_a_token_sign_in_reads_the_row_only(make_env: Any) -> None:
         r = await env.client.post("/token", data={"username": "alice", "password": PASSWORD})
     assert r.status_code == 200
     assert len(seen) == 1, seen
+
+
+@contextmanager
+def statements_now(env: Env) -> Iterator[list[str]]:
+    engine = env.sessionmaker.kw["bind"]
+    seen: list[str] = []
+
+    def before(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        seen.append(statement)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", before)
+    try:
+        yield seen
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", before)
+
+
+#: (Redis commands, SQL statements) of a sign-in, then (the same) of an authenticated GET.
+COUNTS = {"session": (8, 2, 1, 1), "bearer": (7, 1, 0, 1)}
+
+
+#: A script sent again after the server's script cache was flushed (by anyone: the cache is
+#: server-wide): not a command of the request's own.
+RELOADS = frozenset({"EVAL", "SCRIPT"})
+
+
+@contextmanager
+def redis_commands(env: Env) -> Iterator[list[str]]:
+    """The commands the app sends to Redis: on its client, and on the session store's
+    pipelined lane (pipelines count one per command they carry)."""
+    client = env.auth.runtime.redis_client
+    stores = [store for t in env.auth.transports for store in t.stores().values()]
+    lane = next((store.lane for store in stores if getattr(store, "lane", None)), None)
+    seen: list[str] = []
+    patched: list[tuple[Any, str, Any]] = []
+
+    def spy(owner: Any, attr: str) -> None:
+        original = getattr(owner, attr)
+
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            first = args[0]
+            if isinstance(first, bytes):  # a packed RESP command: *N, $len, NAME, ...
+                first = first.split(b"\r\n")[2].decode()
+            name = str(first).upper()
+            if name not in RELOADS:
+                seen.append(name)
+            return await original(*args, **kwargs)
+
+        patched.append((owner, attr, original))
+        setattr(owner, attr, call)
+
+    spy(client, "execute_command")
+    if lane is not None:
+        spy(lane, "send")
+    try:
+        yield seen
+    finally:
+        for owner, attr, original in reversed(patched):
+            setattr(owner, attr, original)
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("transport", ["session", "bearer"])
+async def test_a_sign_in_and_a_request_on_redis_send_no_more_commands(
+    make_env: Any, transport: str
+) -> None:
+    """Sessions, tokens, lockout and throttles in Redis: a sign-in and an authenticated GET
+    cost the Redis commands and SQL statements they cost before the transports shared their
+    rules (counted, not timed)."""
+    transports = (
+        [SessionTransport()] if transport == "session" else [BearerTransport(refresh="body")]
+    )
+    env = await signed_up(make_env, redis_url=REDIS_TEST_URL, transports=transports)
+    headers = {}
+    with redis_commands(env) as sent, statements_now(env) as sql:
+        if transport == "session":
+            assert (await login(env.client)).status_code == 200
+        else:
+            r = await env.client.post("/token", data={"username": "alice", "password": PASSWORD})
+            assert r.status_code == 200
+            headers = {"Authorization": f"Bearer {r.json()['access_token']}"}
+    signin = (len(sent), len(sql))
+    with redis_commands(env) as sent, statements_now(env) as sql:
+        assert (await env.client.get("/private", headers=headers)).status_code == 200
+    assert (*signin, len(sent), len(sql)) == COUNTS[transport], (sent, sql)

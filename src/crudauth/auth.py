@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from fastapi import APIRouter
 from pydantic import BaseModel
@@ -40,7 +40,7 @@ from crudauth.mfa.config import MfaConfig
 from crudauth.mfa.router import build_mfa_router
 from crudauth.mfa.service import MfaService
 from crudauth.passwords import LegacyVerifier, PasswordHasher
-from crudauth.policy import PasswordContext, PasswordPolicy, Source
+from crudauth.policy import PasswordPolicy, Source
 from crudauth.principal import Principal
 from crudauth.ratelimit.base import RateLimiterBackend
 from crudauth.ratelimit.device import DeviceTokens
@@ -233,7 +233,7 @@ class CRUDAuth:
             return None
         if not isinstance(config, SudoConfig):
             raise ConfigurationError("sudo must be a crudauth.SudoConfig")
-        if not any(isinstance(t, SessionTransport) for t in self.transports):
+        if not any(t.keeps_sessions for t in self.transports):
             raise ConfigurationError("sudo needs a SessionTransport: a grant lives in a session")
         session = self._session_transport()
         return SudoManager(
@@ -318,7 +318,7 @@ class CRUDAuth:
         return self._emails
 
     def _account_router(self) -> APIRouter:
-        session = next((t for t in self.transports if isinstance(t, SessionTransport)), None)
+        session = self._session_transport() if self._keeps_sessions() else None
         return build_account_router(
             self.runtime,
             self.current_user(),
@@ -345,10 +345,14 @@ class CRUDAuth:
             raise ConfigurationError("require_sudo() needs CRUDAuth(sudo=SudoConfig())")
         return sudo_gate(self.sudo, self.current_user())
 
+    def _keeps_sessions(self) -> bool:
+        return any(t.keeps_sessions for t in self.transports)
+
     def _session_transport(self) -> SessionTransport:
+        """The first transport that keeps server-side sessions (``keeps_sessions``)."""
         for transport in self.transports:
-            if isinstance(transport, SessionTransport):
-                return transport
+            if transport.keeps_sessions:
+                return cast("SessionTransport", transport)
         raise RuntimeError("no SessionTransport is configured")
 
     def _routes_of(self, transport: Transport) -> APIRouter:
@@ -501,11 +505,5 @@ class CRUDAuth:
         field: str = "password",
     ) -> None:
         """Apply the password policy; raise ``PasswordRejected`` listing what failed."""
-        context = PasswordContext(
-            source=source,
-            username=self.repo.value(user, "username") if user is not None else None,
-            email=self.repo.value(user, "email") if user is not None else None,
-            user=user,
-        )
         with http_errors():
-            await self.password_policy.check(password, context, field)
+            await self._accounts.check_policy(password, user, source, field=field)

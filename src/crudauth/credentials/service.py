@@ -80,16 +80,19 @@ class AccountService:
     def has_usable_password(self, user: Any) -> bool:
         return not is_unusable_password(self.runtime.repo.value(user, "hashed_password"))
 
-    async def check_policy(self, password: str, user: Any, source: Source) -> None:
-        """The password policy for a new password of ``user`` (``PasswordRejected``)."""
+    async def check_policy(
+        self, password: str, user: Any, source: Source, *, field: str = "new_password"
+    ) -> None:
+        """The password policy for a new password of ``user`` (``None``: an account not yet
+        created), naming ``field`` in ``PasswordRejected``."""
         repo = self.runtime.repo
         context = PasswordContext(
             source=source,
-            username=repo.value(user, "username"),
-            email=repo.value(user, "email"),
+            username=repo.value(user, "username") if user is not None else None,
+            email=repo.value(user, "email") if user is not None else None,
             user=user,
         )
-        await self.runtime.password_policy.check(password, context, "new_password")
+        await self.runtime.password_policy.check(password, context, field)
 
     # -- changes -------------------------------------------------------------------------------
 

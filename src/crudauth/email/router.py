@@ -23,6 +23,19 @@ def _confirmed(detail: str, result: EmailFlowResult) -> dict[str, Any]:
 
 def build_recovery_router(service: EmailFlowService, current_user: Callable[..., Any]) -> APIRouter:
     """Six routes; the two email-change ones only when a channel sends email."""
+    router = APIRouter(
+        tags=["recovery"], dependencies=[Depends(no_store)], route_class=BoundedRoute
+    )
+    _link_request_routes(router, service)
+    _confirm_routes(router, service)
+    if service.can_change_email:
+        _email_change_routes(router, service, current_user)
+    return router
+
+
+def _link_request_routes(router: APIRouter, service: EmailFlowService) -> None:
+    """``/email/verify-request`` and ``/password/reset-request``: a link, if an account
+    matches; the answer never says."""
     runtime = service.runtime
     factor = service.factor
     by_email = factor == "email"
@@ -30,9 +43,6 @@ def build_recovery_router(service: EmailFlowService, current_user: Callable[...,
     reset_sent = schemas.RESET_SENT_EMAIL if by_email else schemas.RESET_SENT_MESSAGE
     request_schema = schemas.factor_request_schema(factor)
     Db = Annotated[AsyncSession, Depends(runtime.session_dependency)]
-    router = APIRouter(
-        tags=["recovery"], dependencies=[Depends(no_store)], route_class=BoundedRoute
-    )
 
     async def verify_request(
         request: Request, db: Db, background: BackgroundTasks, body: Any
@@ -70,6 +80,12 @@ def build_recovery_router(service: EmailFlowService, current_user: Callable[...,
         endpoint.__annotations__["body"] = Annotated[request_schema, Body()]
         router.add_api_route(path, endpoint, methods=["POST"])
 
+
+def _confirm_routes(router: APIRouter, service: EmailFlowService) -> None:
+    """``/email/verify-confirm`` and ``/password/reset-confirm``: spend a link's token."""
+    runtime = service.runtime
+    Db = Annotated[AsyncSession, Depends(runtime.session_dependency)]
+
     @router.post("/email/verify-confirm")
     async def verify_confirm(
         request: Request, db: Db, body: Annotated[schemas.TokenIn, Body()]
@@ -92,8 +108,13 @@ def build_recovery_router(service: EmailFlowService, current_user: Callable[...,
             )
         return _confirmed(schemas.PASSWORD_RESET, result)
 
-    if not service.can_change_email:
-        return router
+
+def _email_change_routes(
+    router: APIRouter, service: EmailFlowService, current_user: Callable[..., Any]
+) -> None:
+    """``/email/change-request`` (signed in, with the password) and ``/email/change-confirm``."""
+    runtime = service.runtime
+    Db = Annotated[AsyncSession, Depends(runtime.session_dependency)]
 
     @router.post("/email/change-request")
     async def change_request(
@@ -132,5 +153,3 @@ def build_recovery_router(service: EmailFlowService, current_user: Callable[...,
                 db, body.token, context=runtime.hook_context(request, None)
             )
         return _confirmed(schemas.EMAIL_CHANGED, result)
-
-    return router

@@ -48,6 +48,7 @@ from crudauth.ratelimit.device import DeviceToken
 from crudauth.ratelimit.lockout import Attempt
 from crudauth.runtime import AuthRuntime
 from crudauth.transports.base import Issued, Transport
+from crudauth.transports.shared import CookieWriter
 
 # -- 1. the password first factor ------------------------------------------------------------
 
@@ -303,12 +304,4 @@ async def finish_sign_in(
     token = runtime.devices.issue(current, attempt.subject)
     if attempt.account_device_tag is not None:
         token = runtime.devices.issue(runtime.devices.read(token), attempt.account_device_tag)
-    response.set_cookie(
-        name,
-        token,
-        max_age=int(runtime.devices.lifetime),
-        path=runtime.cookies.path,
-        secure=runtime.cookies.secure,
-        httponly=True,
-        samesite=runtime.cookies.samesite,
-    )
+    CookieWriter(runtime.cookies).set(response, name, token, max_age=int(runtime.devices.lifetime))

@@ -13,8 +13,6 @@ from crudauth.identity.identifiers import MAX_EMAIL_LENGTH
 from crudauth.passwords import MAX_PASSWORD_FIELD
 from crudauth.signin.pipeline import SignInPipeline
 from crudauth.transports.base import Transport
-from crudauth.transports.bearer.transport import BearerTransport
-from crudauth.transports.session.transport import SessionTransport
 
 #: Field caps of the sign-in form (422 above them, before any lookup or hashing). Generous:
 #: up to them, an identifier over 320 characters or a password over 1024 bytes is refused as
@@ -45,15 +43,15 @@ class LoginForm:
 
 
 def build_sign_in_router(pipeline: SignInPipeline, transport: Transport) -> APIRouter | None:
-    """The password sign-in route of ``transport``, if it has one."""
-    if isinstance(transport, SessionTransport):
+    """The password sign-in route of ``transport``, if it has one (``sign_in_path``)."""
+    if transport.sign_in_path == "/login":
         return _login_router(pipeline, transport)
-    if isinstance(transport, BearerTransport):
+    if transport.sign_in_path == "/token":
         return _token_router(pipeline, transport)
     return None
 
 
-def _login_router(pipeline: SignInPipeline, transport: SessionTransport) -> APIRouter:
+def _login_router(pipeline: SignInPipeline, transport: Transport) -> APIRouter:
     runtime = pipeline.runtime
     router = APIRouter(tags=["auth"], dependencies=[Depends(no_store)], route_class=BoundedRoute)
     Db = Annotated[AsyncSession, Depends(runtime.session_dependency)]
@@ -76,7 +74,7 @@ def _login_router(pipeline: SignInPipeline, transport: SessionTransport) -> APIR
     return router
 
 
-def _token_router(pipeline: SignInPipeline, transport: BearerTransport) -> APIRouter:
+def _token_router(pipeline: SignInPipeline, transport: Transport) -> APIRouter:
     runtime = pipeline.runtime
     router = APIRouter(tags=["auth"], route_class=BoundedRoute)
     Db = Annotated[AsyncSession, Depends(runtime.session_dependency)]
@@ -90,7 +88,7 @@ def _token_router(pipeline: SignInPipeline, transport: BearerTransport) -> APIRo
     ) -> dict[str, Any]:
         """Exchange a username (or email) and password for an access and a refresh token."""
         with http_errors():
-            if transport.refresh_mode == "cookie":
+            if transport.sign_in_sets_cookies:
                 # The refresh cookie would land in the victim's browser: login CSRF.
                 refuse_cross_site(request, runtime.origins)
             options = {"scopes": form.scopes}

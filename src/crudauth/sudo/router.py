@@ -66,12 +66,8 @@ def build_sudo_router(
                 principal, body.password, code=body.code, db=db, request=request
             )
             session_id, csrf, live = await manager.renew(principal)
-            max_age = int(
-                min(transport.remember_me_seconds, transport.settings.remember_me_absolute_timeout)
-            )
-            transport.cookies.set(
-                response, session_id, csrf, max_age if live.record.remember_me else None
-            )
+            max_age = transport.cookie_max_age(live.record.remember_me)
+            transport.cookies.set(response, session_id, csrf, max_age)
             return {
                 "detail": "Sudo mode enabled.",
                 "sudo_until": until.isoformat(),

@@ -58,6 +58,17 @@ class Transport(ABC):
     #: This transport keeps a browser signed in and serves ``POST /logout`` for it (a cookie
     #: session): a sibling that would offer its own ``/logout`` leaves it to this one.
     serves_browser_logout: bool = False
+    #: The route of this transport's password sign-in (``/login``, ``/token``), or ``None``.
+    sign_in_path: str | None = None
+    #: This transport keeps server-side sessions (``SessionTransport``): sudo mode, device
+    #: management and ``CRUDAuth.sessions`` work on it.
+    keeps_sessions: bool = False
+
+    @property
+    def sign_in_sets_cookies(self) -> bool:
+        """A sign-in through this transport lands cookies in the browser, so a cross-site
+        sign-in form must be refused (login CSRF)."""
+        return self.sets_cookies
 
     def bind(self, runtime: AuthRuntime) -> None:
         """Receive the shared services; called once by ``CRUDAuth``."""

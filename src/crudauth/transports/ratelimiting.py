@@ -54,6 +54,35 @@ def build_rate_limit(
     transport: str | None = None,
 ) -> Callable[..., Awaitable[None]]:
     """A dependency that counts one request against ``action``'s limit."""
+    key_arity, needs_principal = _checked_options(runtime, resolver, action, limit, key, transport)
+
+    async def rate_limited(
+        request: Request,
+        response: Response,
+        db: Annotated[AsyncSession, Depends(runtime.session_dependency)],
+    ) -> None:
+        with http_errors():
+            principal = await resolver.resolve(request, db, transport) if needs_principal else None
+            policy = limit if isinstance(limit, RateLimit) else None
+            if limit is not None and policy is None:
+                policy = await _maybe_await(limit(request, principal))  # type: ignore[operator]
+                if policy is None:
+                    return
+            identity, public = await _identity_of(runtime, key, key_arity, request, principal)
+            await _count(runtime, action, policy, identity, public, request, response)
+
+    return rate_limited
+
+
+def _checked_options(
+    runtime: AuthRuntime,
+    resolver: PrincipalResolver,
+    action: str,
+    limit: RateLimit | RateLimitResolver | None,
+    key: KeyBy | KeyFunc,
+    transport: str | None,
+) -> tuple[int, bool]:
+    """``(key_arity, needs_principal)``; a mistake is a ``ConfigurationError`` at once."""
     if limit is None and action not in runtime.throttles.limits:
         raise ConfigurationError(f"rate_limit({action!r}): unknown action and no limit given")
     if limit is not None and not isinstance(limit, RateLimit) and not callable(limit):
@@ -68,48 +97,52 @@ def build_rate_limit(
     )
     if transport is not None and transport not in resolver.names:
         raise ConfigurationError(f"rate_limit(transport={transport!r}): no such transport")
+    return key_arity, needs_principal
 
-    async def identity_of(request: Request, principal: Principal | None) -> tuple[str | None, bool]:
-        """The bucket (``None``: not counted), and whether its quota may be shown."""
-        address = runtime.client_ip(request)
-        ip_identity = f"ip:{address_subject(address)}" if address else None
-        if key is KeyBy.IP:
-            return ip_identity, True
-        if key is KeyBy.USER:
-            if principal is None:
-                raise NotAuthenticated()
-            return f"user:{principal.user_id}", True
-        if key is KeyBy.USER_OR_IP:
-            return (f"user:{principal.user_id}", True) if principal else (ip_identity, True)
-        raw = key(request, principal) if key_arity >= 2 else key(request)
-        return f"custom:{await _maybe_await(raw)}", False
 
-    async def rate_limited(
-        request: Request,
-        response: Response,
-        db: Annotated[AsyncSession, Depends(runtime.session_dependency)],
-    ) -> None:
-        with http_errors():
-            principal = await resolver.resolve(request, db, transport) if needs_principal else None
-            policy = limit if isinstance(limit, RateLimit) else None
-            if limit is not None and policy is None:
-                policy = await _maybe_await(limit(request, principal))  # type: ignore[operator]
-                if policy is None:
-                    return
-            window = (policy or runtime.throttles.limit_for(action)).seconds
-            identity, public = await identity_of(request, principal)
-            try:
-                result = await runtime.throttles.hit(action, identity, policy)
-            except RateLimited as exc:
-                headers = {}
-                if public:
-                    times = (policy or runtime.throttles.limit_for(action)).times
-                    denied = ThrottleResult(False, times, 0, exc.retry_after, exc.retry_after)
-                    headers = rate_limit_headers(action, denied, window)
-                raise RateLimited(exc.retry_after, headers) from None
-            if result is not None and public:
-                headers = rate_limit_headers(action, result, window)
-                response.headers.update(headers)
-                setattr(request.state, HEADERS_STATE_ATTR, headers)
+async def _identity_of(
+    runtime: AuthRuntime,
+    key: KeyBy | KeyFunc,
+    key_arity: int,
+    request: Request,
+    principal: Principal | None,
+) -> tuple[str | None, bool]:
+    """The bucket (``None``: not counted), and whether its quota may be shown."""
+    address = runtime.client_ip(request)
+    ip_identity = f"ip:{address_subject(address)}" if address else None
+    if key is KeyBy.IP:
+        return ip_identity, True
+    if key is KeyBy.USER:
+        if principal is None:
+            raise NotAuthenticated()
+        return f"user:{principal.user_id}", True
+    if key is KeyBy.USER_OR_IP:
+        return (f"user:{principal.user_id}", True) if principal else (ip_identity, True)
+    raw = key(request, principal) if key_arity >= 2 else key(request)
+    return f"custom:{await _maybe_await(raw)}", False
 
-    return rate_limited
+
+async def _count(
+    runtime: AuthRuntime,
+    action: str,
+    policy: RateLimit | None,
+    identity: str | None,
+    public: bool,
+    request: Request,
+    response: Response,
+) -> None:
+    """Count one hit; a public bucket's quota goes into the headers (and the 429's)."""
+    window = (policy or runtime.throttles.limit_for(action)).seconds
+    try:
+        result = await runtime.throttles.hit(action, identity, policy)
+    except RateLimited as exc:
+        headers = {}
+        if public:
+            times = (policy or runtime.throttles.limit_for(action)).times
+            denied = ThrottleResult(False, times, 0, exc.retry_after, exc.retry_after)
+            headers = rate_limit_headers(action, denied, window)
+        raise RateLimited(exc.retry_after, headers) from None
+    if result is not None and public:
+        headers = rate_limit_headers(action, result, window)
+        response.headers.update(headers)
+        setattr(request.state, HEADERS_STATE_ATTR, headers)

@@ -21,6 +21,8 @@ from crudauth.runtime import AuthRuntime
 from crudauth.transports.base import AuthContext, Transport
 
 Check = Callable[[Principal], bool | Awaitable[bool]]
+Admit = Callable[[Principal | None], Principal | None]
+Checked = Callable[[Principal | None], Awaitable[Principal | None]]
 
 _CACHE_ATTR = "_crudauth_principals"
 
@@ -153,6 +155,31 @@ class PrincipalResolver:
         ``load_user=False`` serves the principal's claims with no SQL and ``user=None``; see
         docs/performance.md for which revocations it sees at once.
         """
+        self._check_options(transport, verified, check, load_user)
+        admit, checked = _gates(optional, superuser, verified, frozenset(scopes or ()), check)
+        if not load_user:
+            return self._claims_dependency(transport, admit, checked, check is None)
+        resolve = self.resolve
+        unchecked = check is None
+
+        async def current_user(
+            request: Request,
+            db: Annotated[AsyncSession, Depends(self.runtime.session_dependency)],
+        ) -> Principal | None:
+            try:
+                principal = admit(await resolve(request, db, transport))
+                return principal if unchecked else await checked(principal)
+            except CrudAuthError as exc:
+                raise to_http(exc) from None
+            except DATABASE_UNAVAILABLE as exc:
+                raise database_unavailable(exc) from None
+
+        return current_user
+
+    def _check_options(
+        self, transport: str | None, verified: bool, check: Check | None, load_user: bool
+    ) -> None:
+        """``current_user``'s options, refused when the route is built, never per request."""
         if transport is not None and transport not in self.names:
             raise ConfigurationError(
                 f"current_user(transport={transport!r}): no such transport "
@@ -171,56 +198,54 @@ class PrincipalResolver:
                     f"current_user(load_user=False): transport(s) {unable} cannot serve claims "
                     "without loading the user"
                 )
-        required = frozenset(scopes or ())
 
-        def admit(principal: Principal | None) -> Principal | None:
-            if principal is None:
-                if optional:
-                    return None
-                raise NotAuthenticated()
-            if superuser and not principal.is_superuser:
-                raise AccessDenied("Insufficient privileges")
-            if verified and not principal.recovery_verified:
-                raise AccessDenied("Recovery factor not verified")
-            if required and not principal.has_scopes(required):
-                raise AccessDenied("Insufficient scope")
-            return principal
+    def _claims_dependency(
+        self, transport: str | None, admit: Admit, checked: Checked, unchecked: bool
+    ) -> Callable[..., Awaitable[Principal | None]]:
+        resolve_claims = self.resolve_claims
 
-        async def checked(principal: Principal | None) -> Principal | None:
-            """``check`` on an admitted caller (an optional route's anonymous one skips it)."""
-            if check is not None and principal is not None:
-                allowed = check(principal)
-                if inspect.isawaitable(allowed):
-                    allowed = await allowed
-                if not allowed:
-                    raise AccessDenied("Access denied")
-            return principal
-
-        if not load_user:
-            resolve_claims = self.resolve_claims
-
-            # No database dependency at all: no session object, no connection, no SQL.
-            async def current_claims(request: Request) -> Principal | None:
-                try:  # (not ``http_errors()``: a generator context manager costs on every call)
-                    principal = admit(await resolve_claims(request, transport))
-                    return principal if check is None else await checked(principal)
-                except CrudAuthError as exc:
-                    raise to_http(exc) from None
-
-            return current_claims
-
-        resolve = self.resolve
-
-        async def current_user(
-            request: Request,
-            db: Annotated[AsyncSession, Depends(self.runtime.session_dependency)],
-        ) -> Principal | None:
-            try:
-                principal = admit(await resolve(request, db, transport))
-                return principal if check is None else await checked(principal)
+        # No database dependency at all: no session object, no connection, no SQL.
+        async def current_claims(request: Request) -> Principal | None:
+            try:  # (not ``http_errors()``: a generator context manager costs on every call)
+                principal = admit(await resolve_claims(request, transport))
+                return principal if unchecked else await checked(principal)
             except CrudAuthError as exc:
                 raise to_http(exc) from None
-            except DATABASE_UNAVAILABLE as exc:
-                raise database_unavailable(exc) from None
 
-        return current_user
+        return current_claims
+
+
+def _gates(
+    optional: bool,
+    superuser: bool,
+    verified: bool,
+    required: frozenset[str],
+    check: Check | None,
+) -> tuple[Admit, Checked]:
+    """``current_user``'s gates: ``admit`` (signed in, superuser, verified, scopes), then
+    ``checked`` (the caller's own ``check``)."""
+
+    def admit(principal: Principal | None) -> Principal | None:
+        if principal is None:
+            if optional:
+                return None
+            raise NotAuthenticated()
+        if superuser and not principal.is_superuser:
+            raise AccessDenied("Insufficient privileges")
+        if verified and not principal.recovery_verified:
+            raise AccessDenied("Recovery factor not verified")
+        if required and not principal.has_scopes(required):
+            raise AccessDenied("Insufficient scope")
+        return principal
+
+    async def checked(principal: Principal | None) -> Principal | None:
+        """``check`` on an admitted caller (an optional route's anonymous one skips it)."""
+        if check is not None and principal is not None:
+            allowed = check(principal)
+            if inspect.isawaitable(allowed):
+                allowed = await allowed
+            if not allowed:
+                raise AccessDenied("Access denied")
+        return principal
+
+    return admit, checked

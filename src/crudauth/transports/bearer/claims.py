@@ -17,7 +17,7 @@ from typing import Any
 from crudauth.errors import InvalidToken
 from crudauth.runtime import AuthRuntime
 from crudauth.transports.base import own_session
-from crudauth.transports.principals import build_principal, claims_snapshot
+from crudauth.transports.shared import build_principal, claims_snapshot
 
 #: What revocation writes in place of an entry (``revoked:<nonce>``).
 REVOKED = "revoked:"

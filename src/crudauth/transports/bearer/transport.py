@@ -12,7 +12,7 @@ from starlette.responses import Response
 
 from crudauth.config import CookieConfig
 from crudauth.errors import ConfigurationError
-from crudauth.http.headers import COOKIE_NAME, request_cookie
+from crudauth.http.headers import request_cookie
 from crudauth.identity.repository import AuthRow
 from crudauth.keys import Purpose
 from crudauth.principal import Principal
@@ -27,15 +27,17 @@ from crudauth.transports.bearer.families import (
     Presented,
     RefreshFamilies,
 )
-from crudauth.transports.bearer.options import positive, scope_set, within
-from crudauth.transports.bearer.results import IssuedTokens, RefreshedTokens
-from crudauth.transports.bearer.signing import (
-    ALGORITHMS,
-    Algorithm,
-    KeySet,
-    asymmetric_keyset,
-    hmac_keyset,
+from crudauth.transports.bearer.options import (
+    check_names,
+    check_refresh_cookie,
+    granted_scopes,
+    positive,
+    public_keyset,
+    refresh_cookie_writer,
+    within,
 )
+from crudauth.transports.bearer.results import IssuedTokens, RefreshedTokens
+from crudauth.transports.bearer.signing import Algorithm, hmac_keyset
 from crudauth.transports.bearer.tokens import (
     MAX_TOKEN_BYTES,
     InvalidToken,
@@ -46,7 +48,7 @@ from crudauth.transports.bearer.tokens import (
     new_token_id,
     verify_token,
 )
-from crudauth.transports.principals import build_principal
+from crudauth.transports.shared import Standing, build_principal, snapshot_principal, standing
 
 RefreshMode = Literal["cookie", "body"]
 DAY = 86400
@@ -58,6 +60,7 @@ class BearerTransport(Transport):
     """Short-lived JWT access tokens and rotating, family-tracked refresh tokens."""
 
     name = "bearer"
+    sign_in_path = "/token"
 
     def __init__(
         self,
@@ -90,62 +93,27 @@ class BearerTransport(Transport):
         if refresh not in ("cookie", "body"):
             raise ConfigurationError(f"refresh={refresh!r}: use 'cookie' or 'body'")
         self.refresh_mode: RefreshMode = refresh
-        self.default_scopes = scope_set(default_scopes, "default_scopes")
-        self.grantable_scopes = (
-            self.default_scopes
-            if grantable_scopes is None
-            else scope_set(grantable_scopes, "grantable_scopes")
+        self.default_scopes, self.grantable_scopes = granted_scopes(
+            default_scopes, grantable_scopes
         )
-        if not self.default_scopes <= self.grantable_scopes:
-            raise ConfigurationError("default_scopes must be a subset of grantable_scopes")
-        if not isinstance(refresh_cookie_name, str) or not COOKIE_NAME.match(refresh_cookie_name):
-            raise ConfigurationError(f"refresh_cookie_name={refresh_cookie_name!r} is not valid")
-        if refresh_cookie_path is not None and (
-            not str(refresh_cookie_path).startswith("/")
-            or any(c in str(refresh_cookie_path) for c in ";\r\n")
-        ):
-            raise ConfigurationError("refresh_cookie_path must be an absolute path")
-        if cookies is not None and not isinstance(cookies, CookieConfig):
-            raise ConfigurationError("cookies must be a CookieConfig")
-        for label, value in (("issuer", issuer), ("audience", audience)):
-            if not isinstance(value, str) or not value.strip():
-                raise ConfigurationError(f"{label} must be a non-empty string")
-        if algorithm not in ALGORITHMS:
-            raise ConfigurationError(f"algorithm={algorithm!r}: use one of {list(ALGORITHMS)}")
-        if algorithm == "HS256" and (signing_key is not None or verification_keys):
-            raise ConfigurationError(
-                "HS256 keys come from SECRET_KEY; signing_key needs EdDSA/ES256"
-            )
+        check_refresh_cookie(refresh_cookie_name, refresh_cookie_path, cookies)
+        check_names(issuer, audience)
+        self._public_keys = public_keyset(algorithm, signing_key, verification_keys)
         self.algorithm: Algorithm = algorithm
-        self._public_keys: KeySet | None = (
-            None
-            if algorithm == "HS256"
-            else asymmetric_keyset(algorithm, self._required(signing_key), verification_keys)
-        )
         self.refresh_cookie_name = refresh_cookie_name
         self.refresh_cookie_path = refresh_cookie_path
         self._cookie_config = cookies
         self.rules = TokenRules(issuer=issuer, audience=audience, leeway=self.leeway)
         self.sibling_session = False
 
-    @staticmethod
-    def _required(signing_key: Any) -> Any:
-        if signing_key is None:
-            raise ConfigurationError("algorithm='EdDSA'/'ES256' needs signing_key=")
-        return signing_key
-
     # -- wiring --------------------------------------------------------------------------------
 
     def bind(self, runtime: AuthRuntime) -> None:
         super().bind(runtime)
         self.cookies = self._cookie_config or runtime.cookies
-        if self.refresh_mode == "cookie" and self.cookies.samesite == "none":
-            raise ConfigurationError("SameSite=None is refused for the refresh cookie")
-        path = self.refresh_cookie_path or self.cookies.path
-        if self.refresh_cookie_name.startswith("__Host-") and (
-            not self.cookies.secure or path != "/"
-        ):
-            raise ConfigurationError("a '__Host-' refresh cookie needs secure=True and path='/'")
+        self.refresh_cookie = refresh_cookie_writer(
+            self.cookies, self.refresh_cookie_name, self.refresh_cookie_path, self.refresh_mode
+        )
         self.access_keys = self._public_keys or hmac_keyset(runtime.keys, Purpose.ACCESS_TOKEN)
         # Refresh tokens are only ever read by this server: always a secret key of their own.
         self.refresh_keys = hmac_keyset(runtime.keys, Purpose.REFRESH_TOKEN)
@@ -161,6 +129,11 @@ class BearerTransport(Transport):
 
     def attach(self, siblings: Sequence[Transport]) -> None:
         self.sibling_session = any(t.serves_browser_logout for t in siblings)
+
+    @property
+    def sign_in_sets_cookies(self) -> bool:
+        """In cookie mode, ``/token`` sets the refresh cookie."""
+        return self.refresh_mode == "cookie"
 
     def router(self) -> APIRouter:
         from crudauth.transports.bearer.routes import build_bearer_router
@@ -276,20 +249,19 @@ class BearerTransport(Transport):
         if grant is None:
             return None
         entry = await self.claims_entries.get(grant.subject, stale=False)
-        if grant.version > entry["ver"]:
+        verdict = standing(entry["active"], entry["ver"], grant.version)
+        if verdict is Standing.AHEAD:
             # Newer than the entry: the version moved on without the library (say, SQL).
             entry = await self.claims_entries.get(grant.subject, stale=True)
-        if not entry["active"] or grant.version != entry["ver"]:
+            verdict = standing(entry["active"], entry["ver"], grant.version)
+        if verdict is not Standing.CURRENT:
             raise InvalidToken("account disabled or credentials changed")
-        return Principal(
-            user_id=self.runtime.repo.coerce_id(grant.subject),  # the same coercion as get()
-            scopes=grant.scopes,
-            transport=self.name,
-            user=None,
-            is_superuser=bool(entry.get("su", False)),
-            email_verified=bool(entry.get("ev", False)),
-            recovery_verified=bool(entry.get("rv", False)),
-            metadata=grant.metadata(),
+        return snapshot_principal(
+            self.runtime.repo.coerce_id(grant.subject),  # the same coercion as get()
+            self.name,
+            entry,
+            grant.metadata(),
+            grant.scopes,
         )
 
     async def revoke_user(self, user_id: Any, *, keep: str | None = None) -> int:
@@ -312,10 +284,8 @@ class BearerTransport(Transport):
         if user is None:
             raise InvalidToken("account gone")
         row = repo.auth_row(user)
-        if not row.is_active:
-            raise InvalidToken("account disabled")
-        if row.token_version != version:
-            raise InvalidToken("credentials changed since the token was issued")
+        if standing(row.is_active, row.token_version, version) is not Standing.CURRENT:
+            raise InvalidToken("account disabled or credentials changed")
         return user, row
 
     async def issue_credential(
@@ -413,25 +383,9 @@ class BearerTransport(Transport):
     # -- cookies -------------------------------------------------------------------------------
 
     def set_refresh_cookie(self, response: Response, token: str, expires_at: float) -> None:
-        config = self.cookies
-        response.set_cookie(
-            self.refresh_cookie_name,
-            token,
-            max_age=max(1, int(expires_at - self.runtime.clock.now())),
-            path=self.refresh_cookie_path or config.path,
-            secure=config.secure,
-            httponly=True,
-            samesite=config.samesite,
-        )
+        max_age = max(1, int(expires_at - self.runtime.clock.now()))
+        self.refresh_cookie.set(response, self.refresh_cookie_name, token, max_age=max_age)
 
     def clear_cookies(self, response: Response) -> None:
-        if self.refresh_mode != "cookie":
-            return
-        config = self.cookies
-        response.delete_cookie(
-            self.refresh_cookie_name,
-            path=self.refresh_cookie_path or config.path,
-            secure=config.secure,
-            httponly=True,
-            samesite=config.samesite,
-        )
+        if self.refresh_mode == "cookie":
+            self.refresh_cookie.clear(response, self.refresh_cookie_name)

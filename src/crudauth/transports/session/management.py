@@ -10,6 +10,7 @@
 """
 
 import hmac
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -66,17 +67,51 @@ def session_info(record: SessionRecord, current: bool) -> SessionInfo:
     )
 
 
+class SessionDevices:
+    """What the management routes do, without HTTP: list a user's sessions, end one by its
+    handle, and hand out a session's CSRF token again."""
+
+    def __init__(self, transport: "SessionTransport") -> None:
+        self.transport = transport
+        self.manager = transport.manager
+
+    async def list(self, user_id: Any, current_key: object) -> list[SessionInfo]:
+        """``user_id``'s live sessions, most recently active first."""
+        records = await self.manager.list_for_user(user_id)
+        infos = [session_info(record, key == current_key) for key, record in records]
+        return sorted(infos, key=lambda info: info.last_activity, reverse=True)
+
+    async def end(self, user_id: Any, handle: str) -> None:
+        """End ``user_id``'s session named ``handle``; anyone else's is ``NotFound``."""
+        if (
+            len(handle.encode("utf-8", "replace")) > 64
+            or not handle.isascii()
+            or not await self.manager.revoke_by_handle(user_id, handle)
+        ):
+            raise NotFound(SESSION_NOT_FOUND)
+
+    async def csrf_token(self, live: LiveSession, presented: str | None) -> tuple[str, bool]:
+        """``(token, rotated)``: a presented token that still matches, else a new one."""
+        keys = self.transport.runtime.keys
+        if well_formed(presented) and keys.matches(
+            Purpose.CSRF, presented, live.record.csrf_digest
+        ):
+            return presented, False
+        token = await self.manager.rotate_csrf(live)
+        if token is None:
+            raise InvalidSession("session ended")
+        return token, True
+
+
 def build_management_router(transport: "SessionTransport") -> APIRouter:
     runtime = transport.runtime
-    manager = transport.manager
-    # The transports are all known by now (``attach`` ran before any router is built).
-    accounts = AccountService(runtime, [transport, *transport.siblings])
     router = APIRouter(
         tags=["sessions"], dependencies=[Depends(no_store)], route_class=BoundedRoute
     )
-    Db = Annotated[AsyncSession, Depends(runtime.session_dependency)]
 
-    async def session_principal(request: Request, db: Db) -> Principal:
+    async def session_principal(
+        request: Request, db: Annotated[AsyncSession, Depends(runtime.session_dependency)]
+    ) -> Principal:
         """Only a cookie session may manage sessions; CSRF applies on unsafe methods."""
         with http_errors():
             principal = await transport.authenticate(request, AuthContext(db=db, runtime=runtime))
@@ -84,23 +119,26 @@ def build_management_router(transport: "SessionTransport") -> APIRouter:
                 raise NotAuthenticated()
             return principal
 
-    Caller = Annotated[Principal, Depends(session_principal)]
+    devices = SessionDevices(transport)
+    _device_routes(router, transport, devices, session_principal)
+    _sign_out_routes(router, transport, devices, session_principal)
+    return router
 
-    def max_age(record: SessionRecord) -> int | None:
-        if not record.remember_me:
-            return None
-        return int(
-            min(transport.remember_me_seconds, transport.settings.remember_me_absolute_timeout)
-        )
+
+def _device_routes(
+    router: APIRouter,
+    transport: "SessionTransport",
+    devices: SessionDevices,
+    session_principal: Callable[..., Awaitable[Principal]],
+) -> None:
+    runtime = transport.runtime
+    Caller = Annotated[Principal, Depends(session_principal)]
 
     @router.get("/sessions", response_model=list[SessionInfo])
     async def list_sessions(caller: Caller) -> list[SessionInfo]:
         """The caller's live sessions, most recently active first."""
         with http_errors():
-            current = caller.metadata.get("session_key")
-            records = await manager.list_for_user(caller.user_id)
-        infos = [session_info(record, key == current) for key, record in records]
-        return sorted(infos, key=lambda info: info.last_activity, reverse=True)
+            return await devices.list(caller.user_id, caller.metadata.get("session_key"))
 
     @router.delete("/sessions/{session_handle}")
     async def revoke_session(
@@ -108,15 +146,9 @@ def build_management_router(transport: "SessionTransport") -> APIRouter:
     ) -> dict[str, str]:
         """End one of the caller's sessions. Someone else's handle is simply not found."""
         with http_errors():
-            handle = session_handle.encode("utf-8", "replace")
-            if (
-                len(handle) > 64
-                or not session_handle.isascii()
-                or not await manager.revoke_by_handle(caller.user_id, session_handle)
-            ):
-                raise NotFound(SESSION_NOT_FOUND)
+            await devices.end(caller.user_id, session_handle)
             own = str(caller.metadata.get("session_handle", "")).encode()
-            if hmac.compare_digest(own, handle):
+            if hmac.compare_digest(own, session_handle.encode("utf-8", "replace")):
                 transport.clear_all_cookies(response)
             if caller.user is not None:
                 await runtime.hooks.fire(
@@ -126,6 +158,19 @@ def build_management_router(transport: "SessionTransport") -> APIRouter:
                     context=runtime.hook_context(request, transport.name, session_handle),
                 )
             return {"detail": "Session revoked."}
+
+
+def _sign_out_routes(
+    router: APIRouter,
+    transport: "SessionTransport",
+    devices: SessionDevices,
+    session_principal: Callable[..., Awaitable[Principal]],
+) -> None:
+    runtime = transport.runtime
+    # The transports are all known by now (``attach`` ran before any router is built).
+    accounts = AccountService(runtime, [transport, *transport.siblings])
+    Db = Annotated[AsyncSession, Depends(runtime.session_dependency)]
+    Caller = Annotated[Principal, Depends(session_principal)]
 
     @router.post("/logout-all")
     async def logout_all(
@@ -138,14 +183,10 @@ def build_management_router(transport: "SessionTransport") -> APIRouter:
             settled = await accounts.sign_out_everywhere(db, caller.user, keep=keep)
             if not settled.kept:
                 transport.clear_all_cookies(response)
-            return {
-                "detail": (
-                    "Signed out of all other sessions."
-                    if settled.kept
-                    else "Signed out everywhere."
-                ),
-                "revoked": settled.ended.get(transport.name, 0),
-            }
+            detail = (
+                "Signed out of all other sessions." if settled.kept else "Signed out everywhere."
+            )
+            return {"detail": detail, "revoked": settled.ended.get(transport.name, 0)}
 
     @router.post("/csrf/refresh")
     async def refresh_csrf(request: Request, response: Response, db: Db) -> dict[str, str]:
@@ -158,33 +199,13 @@ def build_management_router(transport: "SessionTransport") -> APIRouter:
             await runtime.throttles.hit_address("csrf_refresh", runtime.client_ip(request))
             if not transport.csrf:
                 raise InvalidRequest("CSRF is disabled.", code="csrf_disabled")
-            live = await _owned_session(request, db)
+            live = await transport.current_session(request)
+            if live is None:
+                raise NotAuthenticated()
+            live = await transport.strategy.owned(db, live)
             presented = request_cookie(request.scope, transport.csrf_cookie_name)
-            if well_formed(presented) and runtime.keys.matches(
-                Purpose.CSRF, presented, live.record.csrf_digest
-            ):
-                return {"csrf_token": presented}
-            token = await manager.rotate_csrf(live)
-            if token is None:
-                raise InvalidSession("session ended")
-            transport.cookies.set_csrf(response, token, max_age(live.record))
+            token, rotated = await devices.csrf_token(live, presented)
+            if rotated:
+                max_age = transport.cookie_max_age(live.record.remember_me)
+                transport.cookies.set_csrf(response, token, max_age)
             return {"csrf_token": token}
-
-    async def _owned_session(request: Request, db: AsyncSession) -> LiveSession:
-        """The presented session, if it is live and its account still may use it."""
-        live = await transport.current_session(request)
-        if live is None:
-            raise NotAuthenticated()
-        repo = runtime.repo
-        user = await repo.get(db, live.record.user_id)
-        version = live.record.token_version
-        if (
-            user is None
-            or not repo.value(user, "is_active", True)
-            or (version is not None and version != repo.value(user, "token_version", 0))
-        ):
-            await manager.revoke_key(live.key)
-            raise InvalidSession("account gone, disabled or signed out")
-        return live
-
-    return router
