@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from functools import partial
 from typing import Any
 
 from redis.exceptions import NoScriptError
@@ -32,6 +33,7 @@ from crudauth.storage.redis_support import (
     FAILURES,
     Degradations,
     Script,
+    bound_call,
     check_server,
     client_from_url,
     close_client,
@@ -62,22 +64,23 @@ local function server_us()
 end
 """
 
-# KEYS[1] record; ARGV now, slide_after. Returns the values of _ORDER as one JSON array (each
-# field is stored JSON-encoded; null where one is missing), or nil if the record is dead. One
+# KEYS[1] record; ARGV now, slide_after. Returns {KEYS[1], the values of _ORDER as one JSON
+# array} (each field is stored JSON-encoded; null where one is missing; nil if the record is
+# dead): the key binds the reply to its request (see ``redis_lane.py``). One
 # HMGET inside the script (two commands per request in INFO commandstats: EVALSHA and HMGET);
 # TIME, HSET and EXPIRE run only when the throttled slide is due.
 _LOAD = Script(
     _SERVER_US
     + f"""
 local values = redis.call('HMGET', KEYS[1], {", ".join(repr(name) for name in _ORDER)})
-if not values[1] then return false end
+if not values[1] then return {{KEYS[1], false}} end
 local last = tonumber(values[{_at("last_activity")}])
 local idle = tonumber(values[{_at("idle_timeout")}])
 local absolute = tonumber(values[{_at("absolute_expires_at")}])
 local now = tonumber(ARGV[1])
 if not (last and idle and absolute) or math.min(last + idle, absolute) <= now then
   redis.call('DEL', KEYS[1])
-  return false
+  return {{KEYS[1], false}}
 end
 if now - last >= tonumber(ARGV[2]) then
   redis.call('HSET', KEYS[1], 'last_activity', ARGV[1], '{_RANKED_BY}', server_us())
@@ -87,7 +90,7 @@ end
 for i = 1, {len(_ORDER)} do
   if not values[i] then values[i] = 'null' end
 end
-return '[' .. table.concat(values, ',') .. ']'
+return {{KEYS[1], '[' .. table.concat(values, ',') .. ']'}}
 """
 )
 
@@ -127,6 +130,9 @@ return redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
 
 #: The constant start of the hot-path command: EVALSHA, the script, one key (3 more arguments).
 _LOAD_HEAD = b"*6\r\n" + bulk("EVALSHA") + bulk(_LOAD.sha) + bulk(1)
+
+# KEYS[1] value. The per-request read of a single-use value, bound to its request like _LOAD.
+_GET = Script("return {KEYS[1], redis.call('GET', KEYS[1])}")
 
 # KEYS[1] value; ARGV expected, new value, ttl in ms.
 _COMPARE_AND_SET = Script(
@@ -222,7 +228,7 @@ class RedisSessionStore(SessionStore):
         self.prefix = prefix
         self.degradations = Degradations("session store")
         self.lane = lane_for(self.client, pipelined)
-        self._reads: Any = self.lane or self.client
+        self._bound: Any = self.lane.bound if self.lane else partial(bound_call, self.client)
         self.starts_loads = self.lane is not None
 
     def _key(self, key: str) -> str:
@@ -290,7 +296,7 @@ class RedisSessionStore(SessionStore):
 
     async def load(self, key: str, *, now: float, slide_after: float) -> SessionRecord | None:
         try:
-            values = await _LOAD(self._reads, [self._key(key)], [repr(now), slide_after])
+            values = await self._bound(_LOAD, self._key(key), [repr(now), slide_after])
         except FAILURES as exc:
             raise self.degradations.unavailable(exc) from None
         return _decode_loaded(values)
@@ -298,17 +304,18 @@ class RedisSessionStore(SessionStore):
     def start_load(self, key: str, *, now: float, slide_after: float) -> StartedLoad | None:
         if self.lane is None:
             return None
-        future = self.lane.send_started(self._load_command(key, now, slide_after))
+        full = self._key(key)
+        future = self.lane.send_started(self._load_command(full, now, slide_after), full.encode())
         if future is None:
             return None
         return _StartedLoad(self, future, key, now, slide_after)
 
-    def _load_command(self, key: str, now: float, slide_after: float) -> bytes:
+    def _load_command(self, full: str, now: float, slide_after: float) -> bytes:
         """``EVALSHA <load> 1 <key> <now> <slide_after>`` in RESP, as ``evalsha`` would send
         it, with the script's head encoded once (``_LOAD_HEAD``)."""
         return b"%b%b%b%b" % (
             _LOAD_HEAD,
-            bulk(self._key(key)),
+            bulk(full),
             bulk(repr(now)),
             bulk(slide_after),
         )
@@ -388,7 +395,7 @@ class RedisKeyValueStore(KeyValueStore):
         self.namespace = namespace
         self.degradations = Degradations("token store")
         self.lane = lane_for(self.client, pipelined)
-        self._reads: Any = self.lane or self.client
+        self._bound: Any = self.lane.bound if self.lane else partial(bound_call, self.client)
 
     def _key(self, key: str) -> str:
         return f"{self.namespace}kv:{key}"
@@ -408,7 +415,7 @@ class RedisKeyValueStore(KeyValueStore):
 
     async def get(self, key: str) -> str | None:
         try:
-            value = await self._reads.get(self._key(key))
+            value = await self._bound(_GET, self._key(key), ())
         except FAILURES as exc:
             raise self.degradations.unavailable(exc) from None
         return None if value is None else text(value)
