@@ -113,6 +113,16 @@ auth = CRUDAuth(
 )
 
 
+if REDIS_URL is not None:  # ``run.py --client``: the client of the per-request reads
+    from clients import install
+
+    install(
+        [auth.runtime.tokens, *(s for t in auth.transports for s in t.stores().values())],
+        os.environ.get("BENCH_REDIS_CLIENT", "lane"),
+        REDIS_URL,
+    )
+
+
 @asynccontextmanager
 async def lifespan(_: FastAPI) -> AsyncIterator[None]:
     await auth.initialize()

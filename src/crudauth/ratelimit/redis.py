@@ -184,6 +184,21 @@ class RedisBackend(RateLimiterBackend):
             else:
                 await _RELEASE(self.client, [self._key(key)], [])
 
+    async def lockout_release_many(
+        self, releases: list[tuple[str, bool]], config: LockoutConfig, now: float
+    ) -> None:
+        if len(releases) < 2:
+            await super().lockout_release_many(releases, config, now)
+            return
+        async with guarded(self.degradations):
+            pipe = self.client.pipeline(transaction=False)
+            for key, clear in releases:
+                if clear:
+                    pipe.delete(self._key(key))
+                else:  # the source, not the digest: a pipeline cannot retry on NOSCRIPT
+                    pipe.eval(_RELEASE.source, 1, self._key(key))
+            await pipe.execute()
+
     async def throttle(self, key: str, limit: RateLimit, now: float) -> ThrottleResult:
         async with guarded(self.degradations):
             allowed, remaining, retry, reset = await self._bound(

@@ -128,6 +128,15 @@ return redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
 """
 )
 
+# KEYS[1] record. Deletes it; returns {deleted (0/1), its user_id field or nil}: one round trip
+# where HGET then DEL took two.
+_TAKE_OWNER = Script(
+    """
+local owner = redis.call('HGET', KEYS[1], 'user_id')
+return {redis.call('DEL', KEYS[1]), owner}
+"""
+)
+
 #: The constant start of the hot-path command: EVALSHA, the script, one key (3 more arguments).
 _LOAD_HEAD = b"*6\r\n" + bulk("EVALSHA") + bulk(_LOAD.sha) + bulk(1)
 
@@ -170,6 +179,12 @@ def _decode_loaded(reply: Any) -> SessionRecord | None:
         return SessionRecord(*values)
     except (ValueError, TypeError):
         return None
+
+
+def _is_cluster(client: Any) -> bool:
+    from redis.asyncio.cluster import RedisCluster
+
+    return isinstance(client, RedisCluster)
 
 
 class _StartedLoad:
@@ -230,6 +245,8 @@ class RedisSessionStore(SessionStore):
         self.lane = lane_for(self.client, pipelined)
         self._bound: Any = self.lane.bound if self.lane else partial(bound_call, self.client)
         self.starts_loads = self.lane is not None
+        #: One server (or a Sentinel-managed primary): independent writes share a pipeline.
+        self._one_node = not _is_cluster(self.client)
 
     def _key(self, key: str) -> str:
         return f"{self.namespace}{self.prefix}{key}"
@@ -253,12 +270,25 @@ class RedisSessionStore(SessionStore):
         full = self._key(key)
         ttl = max(1, int(record.deadline() - record.last_activity + 1))
         index = self._index(record.user_id)
+        index_ttl = max(ttl, int(record.absolute_expires_at - record.created_at) + 3600)
+        create_args = [ttl, *_encode(record)]
+        index_args = [full, index_ttl]
         async with guarded(self.degradations):
-            await _CREATE(self.client, [full], [ttl, *_encode(record)])
-            index_ttl = max(ttl, int(record.absolute_expires_at - record.created_at) + 3600)
-            flat = await _INDEX(self.client, [index, index + ":seq"], [full, index_ttl])
+            if self._one_node:
+                # One connection, one round trip: the server runs the two scripts in the order
+                # sent, so the record exists before the index names it, as when they are sent
+                # one after the other. The source travels (a pipeline cannot retry NOSCRIPT).
+                pipe = self.client.pipeline(transaction=False)
+                pipe.eval(_CREATE.source, 1, full, *create_args)
+                pipe.eval(_INDEX.source, 2, index, index + ":seq", *index_args)
+                _, flat = await pipe.execute()
+            else:  # Cluster: the record and the index live on different nodes
+                await _CREATE(self.client, [full], create_args)
+                flat = await _INDEX(self.client, [index, index + ":seq"], index_args)
             pairs = iter(flat)
             members = [(text(m), float(text(score))) for m, score in zip(pairs, pairs, strict=True)]
+            if 0 < len(members) <= max_per_user:
+                return []  # within the cap whatever their ranks: nothing to read or evict
             return await self._enforce_cap(index, members, max_per_user)
 
     async def _enforce_cap(
@@ -333,11 +363,10 @@ class RedisSessionStore(SessionStore):
     async def delete(self, key: str) -> bool:
         full = self._key(key)
         async with guarded(self.degradations):
-            user_id = await self.client.hget(full, "user_id")
-            deleted = bool(await self.client.delete(full))
+            deleted, user_id = (await _TAKE_OWNER(self.client, [full], []) + [None])[:2]
             if user_id is not None:
                 await self.client.zrem(self._index(json.loads(text(user_id))), full)
-        return deleted
+        return bool(deleted)
 
     async def delete_for_user(self, user_id: str, *, keep: str | None = None) -> int:
         index = self._index(user_id)
