@@ -47,7 +47,7 @@ DB_URL = os.environ.get("BENCH_DB_URL", "sqlite+aiosqlite:///bench.sqlite3")
 PG_SCHEMA = os.environ.get("BENCH_PG_SCHEMA", "crudauth_bench")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL") or None
 #: Bench keys never share a namespace with the test suite's, whatever Redis database it uses.
-NAMESPACE = "crudauth-bench:"
+NAMESPACE = os.environ.get("BENCH_NAMESPACE", "crudauth-bench:")
 FLOOR_USER_ID = int(os.environ.get("BENCH_FLOOR_USER_ID", "1"))
 
 
@@ -113,12 +113,13 @@ auth = CRUDAuth(
 )
 
 
-if REDIS_URL is not None:  # ``run.py --client``: the client of the per-request reads
+CLIENT = os.environ.get("BENCH_REDIS_CLIENT", "lane")
+if REDIS_URL is not None and CLIENT != "lane":  # ``run.py --client``: per-request reads
     from clients import install
 
     install(
         [auth.runtime.tokens, *(s for t in auth.transports for s in t.stores().values())],
-        os.environ.get("BENCH_REDIS_CLIENT", "lane"),
+        CLIENT,
         REDIS_URL,
     )
 

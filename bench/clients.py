@@ -56,9 +56,7 @@ def _glide(url: str) -> Callable[..., Any]:
         glide_script = scripts.get(script.sha)
         if glide_script is None:
             glide_script = scripts[script.sha] = GlideScript(script.source)
-        reply = await client[0].invoke_script(
-            glide_script, keys=[key], args=[str(a) for a in args]
-        )
+        reply = await client[0].invoke_script(glide_script, keys=[key], args=[str(a) for a in args])
         return _checked(reply, key)
 
     return bound
@@ -76,7 +74,15 @@ def _coredis(url: str) -> Callable[..., Any]:
         connect_timeout=2.0,
     )
 
+    entered: list[bool] = []
+    lock = asyncio.Lock()
+
     async def bound(script: Script, key: str, args: Any) -> Any:
+        if not entered:  # coredis 5+ serves commands only inside the client's context
+            async with lock:
+                if not entered:
+                    await client.__aenter__()
+                    entered.append(True)
         try:
             reply = await client.evalsha(script.sha, keys=[key], args=[str(a) for a in args])
         except coredis.exceptions.NoScriptError:

@@ -15,7 +15,12 @@ Every call that validates a session is one script: check, slide and re-arm in on
 (EVALSHA plus one HGETALL inside it; the slide adds HSET and EXPIRE at most once a minute).
 That script and the token store's GET travel on a pipelined connection shared by the worker's
 requests (``redis_lane.py``) when the client is a plain redis-py client and hiredis is
-installed; ``pipelined=False`` keeps them on the client.
+installed; ``pipelined=False`` keeps them on the client. On either path the script's reply
+names the key it read, and a reply naming another key fails the request closed (see
+``redis_lane.py``).
+
+A sign-in writes the record and its index in one pipeline on a single server (the record
+first), and reads the members' ranks only when the user holds more sessions than the cap.
 """
 
 from __future__ import annotations
