@@ -63,7 +63,8 @@ def make_engine(url: str = DB_URL) -> Any:
     if url.startswith("postgresql"):
         return create_async_engine(
             url,
-            pool_size=40,
+            # BENCH_PG_POOL: fewer on a PostgreSQL whose connections other benches share.
+            pool_size=int(os.environ.get("BENCH_PG_POOL", "40")),
             max_overflow=0,
             connect_args={"server_settings": {"search_path": PG_SCHEMA}},
         )
