@@ -74,15 +74,22 @@ def _coredis(url: str) -> Callable[..., Any]:
         connect_timeout=2.0,
     )
 
-    entered: list[bool] = []
-    lock = asyncio.Lock()
+    ready: list[asyncio.Event] = []
+    holders: list[asyncio.Task[None]] = []
+
+    async def hold(event: asyncio.Event) -> None:
+        # coredis 5+ serves commands only inside the client's context, whose task group must
+        # be entered and left by one task: a task of its own that lives as long as the loop.
+        async with client:
+            event.set()
+            await asyncio.Event().wait()
 
     async def bound(script: Script, key: str, args: Any) -> Any:
-        if not entered:  # coredis 5+ serves commands only inside the client's context
-            async with lock:
-                if not entered:
-                    await client.__aenter__()
-                    entered.append(True)
+        if not ready:
+            ready.append(asyncio.Event())
+            holders.append(asyncio.get_running_loop().create_task(hold(ready[0])))
+        if not ready[0].is_set():
+            await ready[0].wait()
         try:
             reply = await client.evalsha(script.sha, keys=[key], args=[str(a) for a in args])
         except coredis.exceptions.NoScriptError:

@@ -2,8 +2,9 @@
 
 redis-py's asyncio client sends every command on a pooled connection of its own and wakes the
 event loop once per reply: about 100 us of CPU per command with 32 requests in flight on one
-core (docs/performance.md). Authentication pays that on every request, so the two commands of
-the hot path (the session script's EVALSHA and the bearer claims GET) take a lane instead:
+core (docs/performance.md). Authentication pays that on every request, so the per-request
+commands (the session script, the bearer claims read and the throttle, all scripts) take a
+lane instead:
 
 - one connection per event loop, shared by every request of the worker;
 - commands issued in one turn of the loop leave in one write;
