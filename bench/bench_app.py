@@ -47,7 +47,7 @@ DB_URL = os.environ.get("BENCH_DB_URL", "sqlite+aiosqlite:///bench.sqlite3")
 PG_SCHEMA = os.environ.get("BENCH_PG_SCHEMA", "crudauth_bench")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL") or None
 #: Bench keys never share a namespace with the test suite's, whatever Redis database it uses.
-NAMESPACE = "crudauth-bench:"
+NAMESPACE = os.environ.get("BENCH_NAMESPACE", "crudauth-bench:")
 FLOOR_USER_ID = int(os.environ.get("BENCH_FLOOR_USER_ID", "1"))
 
 
@@ -63,7 +63,8 @@ def make_engine(url: str = DB_URL) -> Any:
     if url.startswith("postgresql"):
         return create_async_engine(
             url,
-            pool_size=40,
+            # BENCH_PG_POOL: fewer on a PostgreSQL whose connections other benches share.
+            pool_size=int(os.environ.get("BENCH_PG_POOL", "40")),
             max_overflow=0,
             connect_args={"server_settings": {"search_path": PG_SCHEMA}},
         )
@@ -111,6 +112,17 @@ auth = CRUDAuth(
     password_hasher=PasswordHasher(),
     warn_on_memory_backend=False,
 )
+
+
+CLIENT = os.environ.get("BENCH_REDIS_CLIENT", "lane")
+if REDIS_URL is not None and CLIENT != "lane":  # ``run.py --client``: per-request reads
+    from clients import install
+
+    install(
+        [auth.runtime.tokens, *(s for t in auth.transports for s in t.stores().values())],
+        CLIENT,
+        REDIS_URL,
+    )
 
 
 @asynccontextmanager

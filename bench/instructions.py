@@ -46,7 +46,14 @@ VARIANTS = {
 }
 
 
-def count(variant: str | None, requests: int, credentials: dict[str, str], tmp: Path) -> int:
+def count(
+    variant: str | None,
+    requests: int,
+    credentials: dict[str, str],
+    tmp: Path,
+    client: str = "lane",
+    variants: dict[str, tuple[str, str]] = VARIANTS,
+) -> int:
     """Instructions of one server run: the common warm-up, then ``requests`` of ``variant``."""
     port = bench.free_port()
     out = tmp / f"callgrind.{port}.out"
@@ -56,6 +63,7 @@ def count(variant: str | None, requests: int, credentials: dict[str, str], tmp: 
         "BENCH_REDIS_URL": bench.REDIS_URL,
         "BENCH_PG_SCHEMA": bench.PG_SCHEMA,
         "BENCH_FLOOR_USER_ID": str(bench.FIRST_ID),
+        "BENCH_REDIS_CLIENT": client,
         "PYTHONHASHSEED": "0",
     }
     command = [
@@ -93,7 +101,7 @@ def count(variant: str | None, requests: int, credentials: dict[str, str], tmp: 
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
 
         def get(name: str) -> None:
-            path, header = VARIANTS[name]
+            path, header = variants[name]
             headers = {header: credentials[header]}
             conn.request("GET", path, headers=headers)
             response = conn.getresponse()
@@ -101,7 +109,7 @@ def count(variant: str | None, requests: int, credentials: dict[str, str], tmp: 
             if response.status != 200:
                 raise RuntimeError(f"{name}: HTTP {response.status}")
 
-        for name in VARIANTS:  # the same warm-up in every run, the baseline's included
+        for name in variants:  # the same warm-up in every run, the baseline's included
             for _ in range(3):
                 get(name)
         for _ in range(requests if variant else 0):
@@ -119,7 +127,20 @@ def count(variant: str | None, requests: int, credentials: dict[str, str], tmp: 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=200, help="per route (default 200)")
+    parser.add_argument(
+        "--client",
+        choices=("lane", "redis-py", "glide", "coredis"),
+        default="lane",
+        help="the Redis client of the per-request reads (bench/clients.py)",
+    )
+    parser.add_argument(
+        "--routes", default=",".join(ROUTES), help=f"comma-separated subset of {','.join(ROUTES)}"
+    )
     args = parser.parse_args()
+    routes = [r for r in ROUTES if r in args.routes.split(",")]
+    if "floor" not in routes:
+        raise SystemExit("--routes must include floor (the ratios are taken against it)")
+    variants = {name: value for name, value in VARIANTS.items() if name.split()[1] in routes}
     if not shutil.which("valgrind"):
         raise SystemExit("needs valgrind (Debian: apt-get install valgrind)")
     asyncio.run(bench.create_users(bench.PG_URL, 2))
@@ -141,12 +162,17 @@ def main() -> int:
                 }
             finally:
                 server.stop()
-            jobs: list[str | None] = [None, *VARIANTS]
+            jobs: list[str | None] = [None, *variants]
             with ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:
                 counts = dict(
                     zip(
                         jobs,
-                        pool.map(lambda v: count(v, args.requests, credentials, Path(tmp)), jobs),
+                        pool.map(
+                            lambda v: count(
+                                v, args.requests, credentials, Path(tmp), args.client, variants
+                            ),
+                            jobs,
+                        ),
                         strict=True,
                     )
                 )
@@ -154,11 +180,14 @@ def main() -> int:
         asyncio.run(bench.drop_schema())
         bench.clean_redis()
     base = counts[None]
-    per = {v: (counts[v] - base) / args.requests for v in VARIANTS}
-    print(f"instructions per request ({args.requests} requests per route, uvicorn asyncio + h11)")
+    per = {v: (counts[v] - base) / args.requests for v in variants}
+    print(
+        f"instructions per request ({args.requests} requests per route, uvicorn asyncio + h11, "
+        f"Redis client: {args.client})"
+    )
     for transport in TRANSPORTS:
         floor = per[f"{transport} floor"]
-        for route in ROUTES:
+        for route in routes:
             n = per[f"{transport} {route}"]
             print(
                 f"  {transport:7} {route:9} {n / 1e6:6.3f} M | vs floor {(n - floor) / 1e3:+8.1f} k"

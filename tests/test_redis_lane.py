@@ -521,9 +521,9 @@ async def test_throttles_take_the_lane_and_lockouts_stay_on_the_client() -> None
     sent: list[bytes] = []
     original = backend.lane.send
 
-    async def spy(payload: bytes) -> Any:
+    async def spy(payload: bytes, tag: bytes | None = None) -> Any:
         sent.append(payload)
-        return await original(payload)
+        return await original(payload, tag)
 
     backend.lane.send = spy  # type: ignore[method-assign]
     try:

@@ -409,7 +409,7 @@ async def test_the_pre_encoded_load_command_is_what_evalsha_sends() -> None:
             expected = store.lane._evalsha_payload(
                 redis_store._LOAD.sha, 1, (store._key("k" * 64), repr(now), slide)
             )
-            assert store._load_command("k" * 64, now, slide) == expected
+            assert store._load_command(store._key("k" * 64), now, slide) == expected
     finally:
         await store.close()
 

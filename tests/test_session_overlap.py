@@ -58,9 +58,9 @@ def timeline(env: Env) -> Iterator[list[str]]:
             events.append("store:started")
         return future
 
-    async def spy_send(payload: bytes) -> Any:
+    async def spy_send(*args: Any) -> Any:
         events.append("store:awaited")
-        return await on_send(payload)
+        return await on_send(*args)
 
     def before(*_: Any) -> None:
         events.append("sql")

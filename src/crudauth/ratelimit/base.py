@@ -60,6 +60,14 @@ class RateLimiterBackend(ABC):
         """After a correct password: forget ``key`` entirely (``clear``), or give back the
         slot it took."""
 
+    async def lockout_release_many(
+        self, releases: list[tuple[str, bool]], config: LockoutConfig, now: float
+    ) -> None:
+        """``lockout_release`` for each ``(key, clear)``: independent steps, which a backend
+        may send together (one round trip to Redis)."""
+        for key, clear in releases:
+            await self.lockout_release(key, config, now, clear=clear)
+
     @abstractmethod
     async def throttle(self, key: str, limit: RateLimit, now: float) -> ThrottleResult:
         """Count one request against ``limit`` (GCRA: no burst at window boundaries)."""

@@ -197,12 +197,12 @@ class LoginLockout:
     async def succeeded(self, attempt: Attempt) -> None:
         """A correct password: the identifier starts afresh; the address gets its slot back
         (``clear_all``) or keeps it counted (``clear_user_only``)."""
-        now = self.clock.now()
-        await self.backend.lockout_release(attempt.identifier_key, self.config, now, clear=True)
+        releases = [(attempt.identifier_key, True)]
         if attempt.account_key is not None:
-            await self.backend.lockout_release(attempt.account_key, self.config, now, clear=True)
+            releases.append((attempt.account_key, True))
         if attempt.ip_key is not None and self.config.on_login_success == "clear_all":
-            await self.backend.lockout_release(attempt.ip_key, self.config, now, clear=False)
+            releases.append((attempt.ip_key, False))
+        await self.backend.lockout_release_many(releases, self.config, self.clock.now())
 
     async def clear(self, identifier: str, user_id: object | None = None) -> None:
         """Forget an identifier's (and its account's) failures and lock, after a password

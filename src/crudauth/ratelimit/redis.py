@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from crudauth.ratelimit.base import RateLimiterBackend
@@ -16,6 +17,7 @@ from crudauth.storage.redis_lane import lane_for
 from crudauth.storage.redis_support import (
     Degradations,
     Script,
+    bound_call,
     check_server,
     client_from_url,
     close_client,
@@ -81,7 +83,8 @@ return 1
 )
 
 # policy.throttle (GCRA). KEYS[1] arrival time; ARGV now, times, seconds.
-# Returns {allowed, remaining, retry_after, reset_after}.
+# Returns {KEYS[1], {allowed, remaining, retry_after, reset_after}}: the key binds the reply to
+# its request (see ``crudauth.storage.redis_lane``).
 _THROTTLE = Script(
     """
 local now, times, period = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -90,12 +93,13 @@ local tat = tonumber(redis.call('GET', KEYS[1])) or now
 if tat < now then tat = now end
 local new_tat = tat + interval
 if new_tat - period > now + 0.0001 then
-  return {0, 0, string.format('%.6f', new_tat - period - now), string.format('%.6f', tat - now)}
+  return {KEYS[1], {0, 0, string.format('%.6f', new_tat - period - now),
+    string.format('%.6f', tat - now)}}
 end
 redis.call('SET', KEYS[1], string.format('%.6f', new_tat), 'PX',
   math.max(1, math.ceil((new_tat - now) * 1000)))
 local remaining = math.floor((period - (new_tat - now) + 0.0001) / interval)
-return {1, remaining, '0', string.format('%.6f', new_tat - now)}
+return {KEYS[1], {1, remaining, '0', string.format('%.6f', new_tat - now)}}
 """
 )
 
@@ -120,7 +124,7 @@ class RedisBackend(RateLimiterBackend):
         self.degradations = Degradations("rate limiter")
         # Throttles can guard any route of the app, so they are a per-request command too.
         self.lane = lane_for(self.client, pipelined)
-        self._hot: Any = self.lane or self.client
+        self._bound: Any = self.lane.bound if self.lane else partial(bound_call, self.client)
 
     def _key(self, key: str) -> str:
         return self.prefix + key
@@ -180,10 +184,25 @@ class RedisBackend(RateLimiterBackend):
             else:
                 await _RELEASE(self.client, [self._key(key)], [])
 
+    async def lockout_release_many(
+        self, releases: list[tuple[str, bool]], config: LockoutConfig, now: float
+    ) -> None:
+        if len(releases) < 2:
+            await super().lockout_release_many(releases, config, now)
+            return
+        async with guarded(self.degradations):
+            pipe = self.client.pipeline(transaction=False)
+            for key, clear in releases:
+                if clear:
+                    pipe.delete(self._key(key))
+                else:  # the source, not the digest: a pipeline cannot retry on NOSCRIPT
+                    pipe.eval(_RELEASE.source, 1, self._key(key))
+            await pipe.execute()
+
     async def throttle(self, key: str, limit: RateLimit, now: float) -> ThrottleResult:
         async with guarded(self.degradations):
-            allowed, remaining, retry, reset = await _THROTTLE(
-                self._hot, [self._key("t:" + key)], [repr(now), limit.times, limit.seconds]
+            allowed, remaining, retry, reset = await self._bound(
+                _THROTTLE, self._key("t:" + key), [repr(now), limit.times, limit.seconds]
             )
         return ThrottleResult(
             bool(allowed), limit.times, int(remaining), float(text(retry)), float(text(reset))

@@ -15,13 +15,19 @@ Every call that validates a session is one script: check, slide and re-arm in on
 (EVALSHA plus one HGETALL inside it; the slide adds HSET and EXPIRE at most once a minute).
 That script and the token store's GET travel on a pipelined connection shared by the worker's
 requests (``redis_lane.py``) when the client is a plain redis-py client and hiredis is
-installed; ``pipelined=False`` keeps them on the client.
+installed; ``pipelined=False`` keeps them on the client. On either path the script's reply
+names the key it read, and a reply naming another key fails the request closed (see
+``redis_lane.py``).
+
+A sign-in writes the record and its index in one pipeline on a single server (the record
+first), and reads the members' ranks only when the user holds more sessions than the cap.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+from functools import partial
 from typing import Any
 
 from redis.exceptions import NoScriptError
@@ -32,6 +38,7 @@ from crudauth.storage.redis_support import (
     FAILURES,
     Degradations,
     Script,
+    bound_call,
     check_server,
     client_from_url,
     close_client,
@@ -62,22 +69,23 @@ local function server_us()
 end
 """
 
-# KEYS[1] record; ARGV now, slide_after. Returns the values of _ORDER as one JSON array (each
-# field is stored JSON-encoded; null where one is missing), or nil if the record is dead. One
+# KEYS[1] record; ARGV now, slide_after. Returns {KEYS[1], the values of _ORDER as one JSON
+# array} (each field is stored JSON-encoded; null where one is missing; nil if the record is
+# dead): the key binds the reply to its request (see ``redis_lane.py``). One
 # HMGET inside the script (two commands per request in INFO commandstats: EVALSHA and HMGET);
 # TIME, HSET and EXPIRE run only when the throttled slide is due.
 _LOAD = Script(
     _SERVER_US
     + f"""
 local values = redis.call('HMGET', KEYS[1], {", ".join(repr(name) for name in _ORDER)})
-if not values[1] then return false end
+if not values[1] then return {{KEYS[1], false}} end
 local last = tonumber(values[{_at("last_activity")}])
 local idle = tonumber(values[{_at("idle_timeout")}])
 local absolute = tonumber(values[{_at("absolute_expires_at")}])
 local now = tonumber(ARGV[1])
 if not (last and idle and absolute) or math.min(last + idle, absolute) <= now then
   redis.call('DEL', KEYS[1])
-  return false
+  return {{KEYS[1], false}}
 end
 if now - last >= tonumber(ARGV[2]) then
   redis.call('HSET', KEYS[1], 'last_activity', ARGV[1], '{_RANKED_BY}', server_us())
@@ -87,7 +95,7 @@ end
 for i = 1, {len(_ORDER)} do
   if not values[i] then values[i] = 'null' end
 end
-return '[' .. table.concat(values, ',') .. ']'
+return {{KEYS[1], '[' .. table.concat(values, ',') .. ']'}}
 """
 )
 
@@ -125,8 +133,20 @@ return redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
 """
 )
 
+# KEYS[1] record. Deletes it; returns {deleted (0/1), its user_id field or nil}: one round trip
+# where HGET then DEL took two.
+_TAKE_OWNER = Script(
+    """
+local owner = redis.call('HGET', KEYS[1], 'user_id')
+return {redis.call('DEL', KEYS[1]), owner}
+"""
+)
+
 #: The constant start of the hot-path command: EVALSHA, the script, one key (3 more arguments).
 _LOAD_HEAD = b"*6\r\n" + bulk("EVALSHA") + bulk(_LOAD.sha) + bulk(1)
+
+# KEYS[1] value. The per-request read of a single-use value, bound to its request like _LOAD.
+_GET = Script("return {KEYS[1], redis.call('GET', KEYS[1])}")
 
 # KEYS[1] value; ARGV expected, new value, ttl in ms.
 _COMPARE_AND_SET = Script(
@@ -164,6 +184,12 @@ def _decode_loaded(reply: Any) -> SessionRecord | None:
         return SessionRecord(*values)
     except (ValueError, TypeError):
         return None
+
+
+def _is_cluster(client: Any) -> bool:
+    from redis.asyncio.cluster import RedisCluster
+
+    return isinstance(client, RedisCluster)
 
 
 class _StartedLoad:
@@ -222,8 +248,10 @@ class RedisSessionStore(SessionStore):
         self.prefix = prefix
         self.degradations = Degradations("session store")
         self.lane = lane_for(self.client, pipelined)
-        self._reads: Any = self.lane or self.client
+        self._bound: Any = self.lane.bound if self.lane else partial(bound_call, self.client)
         self.starts_loads = self.lane is not None
+        #: One server (or a Sentinel-managed primary): independent writes share a pipeline.
+        self._one_node = not _is_cluster(self.client)
 
     def _key(self, key: str) -> str:
         return f"{self.namespace}{self.prefix}{key}"
@@ -247,12 +275,25 @@ class RedisSessionStore(SessionStore):
         full = self._key(key)
         ttl = max(1, int(record.deadline() - record.last_activity + 1))
         index = self._index(record.user_id)
+        index_ttl = max(ttl, int(record.absolute_expires_at - record.created_at) + 3600)
+        create_args = [ttl, *_encode(record)]
+        index_args = [full, index_ttl]
         async with guarded(self.degradations):
-            await _CREATE(self.client, [full], [ttl, *_encode(record)])
-            index_ttl = max(ttl, int(record.absolute_expires_at - record.created_at) + 3600)
-            flat = await _INDEX(self.client, [index, index + ":seq"], [full, index_ttl])
+            if self._one_node:
+                # One connection, one round trip: the server runs the two scripts in the order
+                # sent, so the record exists before the index names it, as when they are sent
+                # one after the other. The source travels (a pipeline cannot retry NOSCRIPT).
+                pipe = self.client.pipeline(transaction=False)
+                pipe.eval(_CREATE.source, 1, full, *create_args)
+                pipe.eval(_INDEX.source, 2, index, index + ":seq", *index_args)
+                _, flat = await pipe.execute()
+            else:  # Cluster: the record and the index live on different nodes
+                await _CREATE(self.client, [full], create_args)
+                flat = await _INDEX(self.client, [index, index + ":seq"], index_args)
             pairs = iter(flat)
             members = [(text(m), float(text(score))) for m, score in zip(pairs, pairs, strict=True)]
+            if 0 < len(members) <= max_per_user:
+                return []  # within the cap whatever their ranks: nothing to read or evict
             return await self._enforce_cap(index, members, max_per_user)
 
     async def _enforce_cap(
@@ -290,7 +331,7 @@ class RedisSessionStore(SessionStore):
 
     async def load(self, key: str, *, now: float, slide_after: float) -> SessionRecord | None:
         try:
-            values = await _LOAD(self._reads, [self._key(key)], [repr(now), slide_after])
+            values = await self._bound(_LOAD, self._key(key), [repr(now), slide_after])
         except FAILURES as exc:
             raise self.degradations.unavailable(exc) from None
         return _decode_loaded(values)
@@ -298,17 +339,18 @@ class RedisSessionStore(SessionStore):
     def start_load(self, key: str, *, now: float, slide_after: float) -> StartedLoad | None:
         if self.lane is None:
             return None
-        future = self.lane.send_started(self._load_command(key, now, slide_after))
+        full = self._key(key)
+        future = self.lane.send_started(self._load_command(full, now, slide_after), full.encode())
         if future is None:
             return None
         return _StartedLoad(self, future, key, now, slide_after)
 
-    def _load_command(self, key: str, now: float, slide_after: float) -> bytes:
+    def _load_command(self, full: str, now: float, slide_after: float) -> bytes:
         """``EVALSHA <load> 1 <key> <now> <slide_after>`` in RESP, as ``evalsha`` would send
         it, with the script's head encoded once (``_LOAD_HEAD``)."""
         return b"%b%b%b%b" % (
             _LOAD_HEAD,
-            bulk(self._key(key)),
+            bulk(full),
             bulk(repr(now)),
             bulk(slide_after),
         )
@@ -326,11 +368,10 @@ class RedisSessionStore(SessionStore):
     async def delete(self, key: str) -> bool:
         full = self._key(key)
         async with guarded(self.degradations):
-            user_id = await self.client.hget(full, "user_id")
-            deleted = bool(await self.client.delete(full))
+            deleted, user_id = (await _TAKE_OWNER(self.client, [full], []) + [None])[:2]
             if user_id is not None:
                 await self.client.zrem(self._index(json.loads(text(user_id))), full)
-        return deleted
+        return bool(deleted)
 
     async def delete_for_user(self, user_id: str, *, keep: str | None = None) -> int:
         index = self._index(user_id)
@@ -388,7 +429,7 @@ class RedisKeyValueStore(KeyValueStore):
         self.namespace = namespace
         self.degradations = Degradations("token store")
         self.lane = lane_for(self.client, pipelined)
-        self._reads: Any = self.lane or self.client
+        self._bound: Any = self.lane.bound if self.lane else partial(bound_call, self.client)
 
     def _key(self, key: str) -> str:
         return f"{self.namespace}kv:{key}"
@@ -408,7 +449,7 @@ class RedisKeyValueStore(KeyValueStore):
 
     async def get(self, key: str) -> str | None:
         try:
-            value = await self._reads.get(self._key(key))
+            value = await self._bound(_GET, self._key(key), ())
         except FAILURES as exc:
             raise self.degradations.unavailable(exc) from None
         return None if value is None else text(value)

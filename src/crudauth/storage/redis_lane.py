@@ -2,8 +2,9 @@
 
 redis-py's asyncio client sends every command on a pooled connection of its own and wakes the
 event loop once per reply: about 100 us of CPU per command with 32 requests in flight on one
-core (docs/performance.md). Authentication pays that on every request, so the two commands of
-the hot path (the session script's EVALSHA and the bearer claims GET) take a lane instead:
+core (docs/performance.md). Authentication pays that on every request, so the per-request
+commands (the session script, the bearer claims read and the throttle, all scripts) take a
+lane instead:
 
 - one connection per event loop, shared by every request of the worker;
 - commands issued in one turn of the loop leave in one write;
@@ -12,6 +13,14 @@ the hot path (the session script's EVALSHA and the bearer claims GET) take a lan
 That costs about 10 us per command. Everything else (logins, revocation, lockout, the session
 index) stays on the application's redis-py client with its pools and retries; a client that
 only redis-py can reach (Cluster, Sentinel, TLS, a credential provider) gets no lane at all.
+
+Every per-request reply is bound to its request: the scripts sent through ``bound`` return
+``[key, value]``, and the connection checks the key against the one the request named before
+it hands the value to anyone (a cancelled request's reply is checked too). A reply that names
+another key, or is not shaped so, means the connection is out of step: it is dropped at once,
+every request waiting on it fails with ``ReplyMismatch`` (a ``ConnectionError``, so the store
+answers 503), and the next command opens a fresh connection. Matching by order alone would
+hand request B the session request A read.
 
 Failure model, as strict as the client's: a reply that does not arrive within the socket
 timeout fails every command waiting on the connection and drops it (replies are matched by
@@ -32,7 +41,7 @@ from typing import Any
 
 from redis import exceptions as redis_errors
 
-from crudauth.storage.redis_support import SOCKET_TIMEOUT
+from crudauth.storage.redis_support import SOCKET_TIMEOUT, ReplyMismatch, Script, bound_call
 
 hiredis: Any
 try:  # the ``redis`` extra installs it; without it the hot path stays on redis-py
@@ -88,7 +97,8 @@ class _Connection:
         self.reader = hiredis.Reader(
             protocolError=redis_errors.InvalidResponse, replyError=redis_errors.ResponseError
         )
-        self.waiters: deque[tuple[asyncio.Future[Any], float]] = deque()
+        #: (future, deadline, the key its reply must name or ``None`` for an unbound command)
+        self.waiters: deque[tuple[asyncio.Future[Any], float, bytes | None]] = deque()
         self.outbox: list[bytes] = []
         self.unsent = bytearray()
         #: Why the connection is unusable; ``None`` while it is healthy.
@@ -132,7 +142,15 @@ class _Connection:
             if not waiters:
                 self.fail(redis_errors.InvalidResponse("Redis sent a reply nobody asked for"))
                 return
-            future, _ = waiters.popleft()
+            future, _, tag = waiters.popleft()
+            if tag is not None and not isinstance(reply, redis_errors.ResponseError):
+                if type(reply) is not list or len(reply) != 2 or reply[0] != tag:
+                    mismatch = ReplyMismatch("a Redis reply named another request's key")
+                    if not future.done():
+                        future.set_exception(ReplyMismatch(*mismatch.args))
+                    self.fail(mismatch)
+                    return
+                reply = reply[1]
             if future.done():  # the caller went away; its reply still had to be consumed
                 continue
             if isinstance(reply, redis_errors.ResponseError):
@@ -161,13 +179,13 @@ class _Connection:
 
     # -- commands -----------------------------------------------------------------------------
 
-    def send(self, payload: bytes) -> asyncio.Future[Any]:
+    def send(self, payload: bytes, tag: bytes | None = None) -> asyncio.Future[Any]:
         if self.broken is not None:
             raise type(self.broken)(*self.broken.args)
         loop = self.loop
         future = loop.create_future()
         deadline = loop.time() + self.timeout
-        self.waiters.append((future, deadline))
+        self.waiters.append((future, deadline, tag))
         self.outbox.append(payload)
         if not self._flush_due:
             self._flush_due = True
@@ -206,7 +224,7 @@ class _Connection:
             self._watchdog.cancel()
             self._watchdog = None
         while self.waiters:
-            future, _ = self.waiters.popleft()
+            future, _, _ = self.waiters.popleft()
             if not future.done():
                 future.set_exception(type(exc)(*exc.args))
         self.outbox.clear()
@@ -327,18 +345,26 @@ class RedisLane:
         except _NoSocketWatch:
             return await self._fallback().evalsha(sha, numkeys, *args)
 
-    def evalsha_started(self, sha: str, numkeys: int, *args: Any) -> asyncio.Future[Any] | None:
-        """Queue EVALSHA on this loop's connection now and return its reply's future, so the
-        caller can do other work while it travels; ``None`` when the connection is not ready
-        without waiting (none yet, broken, or due for its idle ping): then use ``evalsha``.
+    async def bound(self, script: Script, key: str, args: Sequence[Any]) -> Any:
+        """Run ``script`` (one key; it returns ``[key, value]``) and return ``value`` once the
+        reply is checked to name ``key``; see the module docstring."""
+        tag = key.encode("utf-8")
+        try:
+            try:
+                return await self.send(self._evalsha_payload(script.sha, 1, (key, *args)), tag)
+            except redis_errors.NoScriptError:
+                return await self.send(pack(("EVAL", script.source, 1, key, *args)), tag)
+        except _NoSocketWatch:
+            return await bound_call(self._fallback(), script, key, args)
+
+    def send_started(self, payload: bytes, tag: bytes) -> asyncio.Future[Any] | None:
+        """Queue a bound command already in RESP (see ``bulk``) on this loop's connection now
+        and return its reply's future, so the caller can do other work while it travels;
+        ``None`` when the connection is not ready without waiting (none yet, broken, or due
+        for its idle ping): then use ``bound``. ``tag`` is the key the reply must name.
 
         Must be called from a coroutine on the loop. The caller owns the future: await it, or
-        cancel it (a cancelled future's reply is read and dropped)."""
-        return self.send_started(self._evalsha_payload(sha, numkeys, args))
-
-    def send_started(self, payload: bytes) -> asyncio.Future[Any] | None:
-        """``evalsha_started`` for a command already in RESP (see ``bulk``): a caller that
-        sends one command on every request encodes its constant part once."""
+        cancel it (a cancelled future's reply is still read, checked and dropped)."""
         connection = self._connections.get(asyncio.get_running_loop())
         if (
             connection is None
@@ -347,7 +373,7 @@ class RedisLane:
             or connection.loop.time() - connection.last_heard > IDLE_CHECK_SECONDS
         ):
             return None
-        return connection.send(payload)
+        return connection.send(payload, tag)
 
     def _evalsha_payload(self, sha: str, numkeys: int, args: Sequence[Any]) -> bytes:
         head = self._script_heads.get((sha, numkeys))
@@ -368,8 +394,8 @@ class RedisLane:
             raise redis_errors.ConnectionError("this event loop cannot watch sockets")
         return self.fallback
 
-    async def send(self, payload: bytes) -> Any:
-        """Send one packed command and return its reply."""
+    async def send(self, payload: bytes, tag: bytes | None = None) -> Any:
+        """Send one packed command and return its reply (bound to ``tag`` if given)."""
         loop = asyncio.get_running_loop()
         connection = self._connections.get(loop)
         if connection is None or connection.broken is not None:
@@ -378,7 +404,7 @@ class RedisLane:
             loop.time() - connection.last_heard > IDLE_CHECK_SECONDS
         ):
             connection = await self._checked(connection)
-        return await connection.send(payload)
+        return await connection.send(payload, tag)
 
     async def aclose(self) -> None:
         """Close every connection (a later command opens a new one, as redis-py's does)."""
@@ -403,8 +429,11 @@ class RedisLane:
 
     async def _ping(self, connection: _Connection) -> _Connection:
         try:
-            await connection.send(_PING)
+            pong = await connection.send(_PING)
         except (redis_errors.ConnectionError, redis_errors.TimeoutError):
+            return await self._connect(connection.loop)
+        if pong != b"PONG":  # out of step: this reply was some other command's
+            connection.fail(ReplyMismatch("the lane's PING was answered by another reply"))
             return await self._connect(connection.loop)
         return connection
 

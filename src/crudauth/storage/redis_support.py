@@ -64,6 +64,10 @@ class Degradations:
         return StoreUnavailable(f"{self.name} backend unavailable")
 
 
+class ReplyMismatch(redis_errors.ConnectionError):
+    """A reply named another request's key: the connection is out of step and was dropped."""
+
+
 #: What a Redis call raises when the server cannot be used (both redis-py and the lane).
 FAILURES = (redis_errors.RedisError, OSError)
 
@@ -92,6 +96,22 @@ class Script:
             return await client.evalsha(self.sha, len(keys), *keys, *args)
         except redis_errors.NoScriptError:
             return await client.eval(self.source, len(keys), *keys, *args)
+
+
+async def bound_call(client: Any, script: Script, key: str, args: Sequence[Any]) -> Any:
+    """Run a bound ``script`` (one key; it returns ``[key, value]``) on a redis-py client and
+    return ``value``. A reply naming another key means a pooled connection is out of step (a
+    cancelled command whose reply was never read): every pooled connection is dropped and
+    ``ReplyMismatch`` raised, so the request fails closed instead of reading another's data."""
+    reply = await script(client, [key], args)
+    if isinstance(reply, list) and len(reply) == 2 and text(reply[0]) == key:
+        return reply[1]
+    pool = getattr(client, "connection_pool", None)
+    if pool is not None:
+        await pool.disconnect()
+    else:  # a cluster client: one pool per node
+        await close_client(client)
+    raise ReplyMismatch("a Redis reply named another request's key")
 
 
 async def check_server(client: Any, what: str) -> None:
