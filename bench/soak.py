@@ -146,11 +146,21 @@ def start_worker(env: dict[str, str], tmp: Path, index: int) -> tuple[subprocess
     log = (tmp / f"worker-{index}.log").open("wb")
     cmd = [PYTHON, "-m", "uvicorn", "soak_app:app", "--app-dir", str(HERE), "--port", str(port)]
     cmd += ["--host", "127.0.0.1", "--log-level", "warning", "--no-access-log"]
+    # Longer than the client's 5 s idle expiry, as a backend behind a proxy is configured: an
+    # equal timeout races a reused connection against the server closing it (a ReadError).
+    cmd += ["--timeout-keep-alive", "30"]
     proc = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
         cmd, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT, cwd=tmp
     )
     wait_for(lambda: httpx.get(f"http://127.0.0.1:{port}/soak/health").is_success, "worker")
     return proc, port
+
+
+def print_logs(tmp: Path) -> None:
+    """The end of each worker's log: what a failure left there."""
+    for log in sorted(tmp.glob("worker-*.log")):
+        print(f"--- {log.name} (last 150 lines)")
+        print("\n".join(log.read_text(errors="replace").splitlines()[-150:]))
 
 
 def rss_mib(pid: int) -> float:
@@ -304,7 +314,7 @@ def added_bytes(before: dict[bytes, int], after: dict[bytes, int]) -> int:
     return sum(size - before.get(key, 0) for key, size in after.items())
 
 
-async def unit_costs(port: int, store: redis.Redis, samples: int = 20) -> tuple[float, float]:
+async def unit_costs(port: int, store: redis.Redis, samples: int = 10) -> tuple[float, float]:
     """Bytes per session and per attacker address, measured on the quiet store."""
     async with cookieless(port) as client:
         before = sizes(store)
@@ -335,6 +345,18 @@ class Sample:
     used_memory: int
     keys: int
     persistent: int
+
+
+def key_kinds(store: redis.Redis) -> dict[str, tuple[int, int]]:
+    """Per kind of key (its name without the last segment): how many, and the longest TTL."""
+    kinds: dict[str, tuple[int, int]] = {}
+    for key in store.scan_iter(count=1000):
+        name = key.decode()
+        kind = name.rsplit(":", 1)[0] if name.count(":") > 1 else name
+        kind = kind.split("{", 1)[0] + "{u}" + kind.split("}", 1)[1] if "{u:" in kind else kind
+        count, longest = kinds.get(kind, (0, -2))
+        kinds[kind] = (count + 1, max(longest, int(store.ttl(key))))
+    return kinds
 
 
 def persistent_keys(store: redis.Redis) -> int:
@@ -387,10 +409,17 @@ async def run(args: argparse.Namespace, tmp: Path) -> int:
             print(_row(samples[-1]), flush=True)
         await asyncio.wait_for(asyncio.gather(*tasks), 30)
         await load.aclose()
+        kinds = key_kinds(store)
         per_session, per_address = await unit_costs(ports[0], store)
         for example in load.examples:
             print(f"unexpected: {example}")
-        return report(args, samples, load.totals, per_session, per_address)
+        print("keys at the end of the load (kind: count, longest TTL in s):")
+        for kind, (count, longest) in sorted(kinds.items()):
+            print(f"  {kind}: {count}, {longest}")
+        status = report(args, samples, load.totals, per_session, per_address)
+        if status:
+            print_logs(tmp)
+        return status
     finally:
         for proc in workers:
             proc.terminate()
