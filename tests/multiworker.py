@@ -45,7 +45,9 @@ class Workers:
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
     logs: list[Path] = field(default_factory=list)
 
-    def start(self, log_dir: Path, timeout: float = 30) -> None:
+    def start(self, log_dir: Path, timeout: float = 120) -> None:
+        # A bound, not a claim about speed: four interpreters importing the app on a loaded
+        # two-core machine have taken more than 30 s.
         # This checkout's crudauth (src/) ahead of any installed copy, and its tests package.
         path = os.pathsep.join([str(ROOT / "src"), str(ROOT)])
         env = {**os.environ, **self.env, "PYTHONPATH": path}
