@@ -252,6 +252,8 @@ class Load:
             jar = {c.name: c.value for c in r.cookies.jar}
             cookie = {"Cookie": "; ".join(f"{k}={v}" for k, v in jar.items())}
             for _ in range(30):
+                if not self.running():
+                    break
                 await self.call("GET", "/me", (200,), ip, headers=cookie)
                 await asyncio.sleep(0.2)
             csrf = {**cookie, "X-CSRF-Token": jar.get("csrf_token", "")}
@@ -269,6 +271,8 @@ class Load:
         while self.running() and tokens:
             bearer = {"Authorization": f"Bearer {tokens['access_token']}"}
             for _ in range(15):
+                if not self.running():
+                    break
                 await self.call("GET", "/me", (200,), ip, headers=bearer)
                 await asyncio.sleep(0.2)
             body = {"refresh_token": tokens["refresh_token"]}
@@ -407,7 +411,7 @@ async def run(args: argparse.Namespace, tmp: Path) -> int:
                 )
             )
             print(_row(samples[-1]), flush=True)
-        await asyncio.wait_for(asyncio.gather(*tasks), 30)
+        await asyncio.wait_for(asyncio.gather(*tasks), 2 * TIMEOUT)  # the last requests
         await load.aclose()
         kinds = key_kinds(store)
         per_session, per_address = await unit_costs(ports[0], store)
