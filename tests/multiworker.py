@@ -7,8 +7,8 @@ are released together through a barrier, the way an attacker's parallel burst wo
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
-import secrets
 import signal
 import socket
 import subprocess
@@ -45,7 +45,9 @@ class Workers:
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
     logs: list[Path] = field(default_factory=list)
 
-    def start(self, log_dir: Path, timeout: float = 30) -> None:
+    def start(self, log_dir: Path, timeout: float = 120) -> None:
+        # A bound, not a claim about speed: four interpreters importing the app on a loaded
+        # two-core machine have taken more than 30 s.
         # This checkout's crudauth (src/) ahead of any installed copy, and its tests package.
         path = os.pathsep.join([str(ROOT / "src"), str(ROOT)])
         env = {**os.environ, **self.env, "PYTHONPATH": path}
@@ -173,13 +175,37 @@ def postgres_schema(prefix: str) -> Iterator[str]:
 ROUNDS = 20 if os.environ.get("CRUDAUTH_LONG") == "1" else 1
 
 
+_ADDRESSES = itertools.count()
+
+
+def client_address() -> str:
+    """A client address no other call of this test process has used.
+
+    Per-address throttles and registration budgets then start fresh for every request that
+    asks for one, however many tests (or ``--count`` repetitions) ran before in this process.
+    Only ever a header value, never a network target.
+    """
+    n = next(_ADDRESSES) % 62500
+    return f"198.51.{n // 250 + 1}.{n % 250 + 1}"
+
+
 def forwarded_for() -> dict[str, str]:
     """A fresh client address for an app behind one trusted proxy.
 
-    From RFC 5737's documentation ranges: only ever a header value, never a network target.
     Per-address throttles would otherwise see every request of a run as 127.0.0.1.
     """
-    return {"X-Forwarded-For": f"198.51.{secrets.randbelow(100) + 1}.{secrets.randbelow(250) + 1}"}
+    return {"X-Forwarded-For": client_address()}
+
+
+def fresh_counters(prefix: str) -> None:
+    """Forget every rate-limit and lockout counter under ``prefix`` (the pool's own).
+
+    A module's workers outlive its tests; without this, a test repeated in one process
+    (``--count``) would inherit the budgets that earlier tests spent from 127.0.0.1.
+    """
+    from tests.conftest import REDIS_TEST_URL
+
+    drop_keys(REDIS_TEST_URL, f"{prefix}*")
 
 
 def drop_keys(url: str, pattern: str) -> None:

@@ -18,6 +18,7 @@ from tests.conftest import POSTGRES_URL, REDIS_TEST_URL
 from tests.multiworker import (
     Workers,
     cookie_header,
+    fresh_counters,
     postgres_schema,
     session_cookies,
     together,
@@ -49,6 +50,13 @@ def redis_workers(schema: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
     workers.start(tmp_path_factory.mktemp("redis-workers"))
     yield workers
     workers.stop()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_counters(redis_workers: Workers) -> None:
+    # The seed's app keeps the default prefix; every request here comes from 127.0.0.1, so
+    # each test starts with that address's budget, whatever ran before it in this process.
+    fresh_counters("crudauth:rl:")
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from tests.multiworker import (
     ROUNDS,
     cookie_header,
     forwarded_for,
+    fresh_counters,
     postgres_schema,
     sqlite_database,
     together,
@@ -56,6 +57,7 @@ async def _clients(pool: RacePool) -> list[httpx.AsyncClient]:
 
 @pytest.fixture
 async def clients(postgres_pool: RacePool) -> AsyncIterator[list[httpx.AsyncClient]]:
+    fresh_counters(postgres_pool.prefix)  # each test independent of those before it
     clients = await _clients(postgres_pool)
     yield clients
     for client in clients:
@@ -135,6 +137,7 @@ def _spellings(tag: str) -> list[str]:
 @pytest.fixture(params=["postgres", "sqlite"])
 def any_pool(request: pytest.FixtureRequest) -> RacePool:
     pool: RacePool = request.getfixturevalue(f"{request.param}_pool")
+    fresh_counters(pool.prefix)  # each test independent of those before it
     return pool
 
 

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from tests.conftest import POSTGRES_URL, REDIS_TEST_URL
-from tests.multiworker import Workers, postgres_schema, together
+from tests.multiworker import Workers, drop_keys, fresh_counters, postgres_schema, together
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres]
 
@@ -40,20 +40,13 @@ def workers(schema: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[W
     pool.start(tmp_path_factory.mktemp("bearer-workers"))
     yield pool
     pool.stop()
-    _drop_counters(env["RATE_LIMIT_PREFIX"])
+    drop_keys(REDIS_TEST_URL, f"{env['RATE_LIMIT_PREFIX']}*")
 
 
-def _drop_counters(prefix: str) -> None:
-    """Remove this run's rate-limit counters from the shared Redis."""
-    import redis
-
-    client = redis.Redis.from_url(REDIS_TEST_URL)
-    try:
-        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
+@pytest.fixture(autouse=True)
+def _fresh_counters(workers: Workers) -> None:
+    # Every sign-in here comes from 127.0.0.1: each test starts with that address's budget.
+    fresh_counters(workers.env["RATE_LIMIT_PREFIX"])
 
 
 @pytest.fixture

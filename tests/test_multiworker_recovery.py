@@ -16,7 +16,14 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.conftest import POSTGRES_URL, REDIS_TEST_URL
-from tests.multiworker import Workers, postgres_schema, together
+from tests.multiworker import (
+    Workers,
+    client_address,
+    drop_keys,
+    fresh_counters,
+    postgres_schema,
+    together,
+)
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres]
 
@@ -38,12 +45,19 @@ def workers(schema: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[W
         "REDIS_URL": REDIS_TEST_URL,
         "SECRET_KEY": secrets.token_urlsafe(48),
         "OUTBOX_KEY": OUTBOX,
+        "RATE_LIMIT_PREFIX": f"crudauth:test-{uuid.uuid4().hex[:10]}:rl:",
     }
     pool = Workers("tests.apps.recovery_app:app", env, count=4)
     pool.start(tmp_path_factory.mktemp("recovery-workers"))
     yield pool
     pool.stop()
     redis.Redis.from_url(REDIS_TEST_URL).delete(OUTBOX)
+    drop_keys(REDIS_TEST_URL, f"{env['RATE_LIMIT_PREFIX']}*")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_counters(workers: Workers) -> None:
+    fresh_counters(workers.env["RATE_LIMIT_PREFIX"])  # each test independent of earlier ones
 
 
 @pytest.fixture
@@ -52,10 +66,6 @@ async def clients(workers: Workers) -> AsyncIterator[list[httpx.AsyncClient]]:
     yield pool
     for client in pool:
         await client.aclose()
-
-
-def _address() -> str:
-    return f"198.51.100.{secrets.randbelow(250) + 1}"  # RFC 5737: a header value only
 
 
 async def _last_token(kind: str, to: str) -> str:
@@ -88,7 +98,7 @@ async def test_one_reset_token_redeemed_on_four_workers_succeeds_exactly_once(cl
         name = f"u{uuid.uuid4().hex[:12]}"
         email = f"{name}@example.com"
         body = {"username": name, "email": email, "password": PASSWORD}
-        headers = {"X-Forwarded-For": _address()}
+        headers = {"X-Forwarded-For": client_address()}
         assert (await clients[0].post("/register", json=body, headers=headers)).status_code == 202
         r = await clients[1].post("/password/reset-request", json={"email": email}, headers=headers)
         assert r.status_code == 200
@@ -112,7 +122,7 @@ async def test_one_reset_token_redeemed_on_four_workers_succeeds_exactly_once(cl
         login = await clients[2].post(
             "/login",
             data={"username": name, "password": f"new password {round_}-{winner}"},
-            headers={"X-Forwarded-For": _address()},
+            headers={"X-Forwarded-For": client_address()},
         )
         assert login.status_code == 200
 
@@ -121,7 +131,7 @@ async def test_one_verify_token_redeemed_on_four_workers_succeeds_exactly_once(c
     name = f"v{uuid.uuid4().hex[:12]}"
     email = f"{name}@example.com"
     body = {"username": name, "email": email, "password": PASSWORD}
-    headers = {"X-Forwarded-For": _address()}
+    headers = {"X-Forwarded-For": client_address()}
     assert (await clients[0].post("/register", json=body, headers=headers)).status_code == 202
     token = await _last_token("verify_email", email)
     calls = [

@@ -17,6 +17,7 @@ from tests.multiworker import (
     ROUNDS,
     cookie_header,
     forwarded_for,
+    fresh_counters,
     postgres_schema,
     session_cookies,
     together,
@@ -45,6 +46,11 @@ def pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RacePool]:
         ) as pool,
     ):
         yield pool
+
+
+@pytest.fixture(autouse=True)
+def _fresh_counters(pool: RacePool) -> None:
+    fresh_counters(pool.prefix)  # each test independent of those that ran before it
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
 """A production-shaped app behind one trusted proxy, counting every password verification in
-Redis so that a test can add them up across worker processes."""
+Redis so that a test can add them up across worker processes. Its counters live under the
+run's own prefix (``RATE_LIMIT_PREFIX``), so that a test can find and clear them."""
 
 import os
 from contextlib import asynccontextmanager
@@ -7,6 +8,7 @@ from typing import Any
 
 import redis
 from fastapi import Depends, FastAPI
+from redis.asyncio import Redis as AsyncRedis
 
 from crudauth import CRUDAuth, PasswordHasher
 from crudauth.ratelimit import RateLimit
@@ -32,7 +34,10 @@ auth = CRUDAuth(
     session=get_session,
     user_model=User,
     SECRET_KEY=os.environ["SECRET_KEY"],
-    redis_url=os.environ["REDIS_URL"],
+    # A longer socket timeout than crudauth's own 2 s: a test's 200-request burst on a loaded
+    # machine must count the lockout's answers, not a stalled event loop's 503s.
+    redis_client=AsyncRedis.from_url(os.environ["REDIS_URL"], socket_timeout=15),
+    rate_limit_prefix=os.environ["RATE_LIMIT_PREFIX"],
     trusted_proxy_hops=1,
     password_hasher=SharedCountingHasher(),
 )
@@ -43,6 +48,7 @@ async def lifespan(app: FastAPI):
     await auth.initialize()
     yield
     await auth.shutdown()
+    await auth.runtime.redis_client.aclose()  # the app's own client: crudauth leaves it open
 
 
 app = FastAPI(lifespan=lifespan)

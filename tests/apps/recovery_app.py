@@ -1,5 +1,6 @@
 """A production-shaped app with recovery flows whose mail goes to a Redis list, so that a test
-can read the links that any worker sent."""
+can read the links that any worker sent, and rate-limit counters under the run's own prefix
+(``RATE_LIMIT_PREFIX``)."""
 
 import os
 from contextlib import asynccontextmanager
@@ -16,6 +17,7 @@ auth = CRUDAuth(
     user_model=User,
     SECRET_KEY=os.environ["SECRET_KEY"],
     redis_url=os.environ["REDIS_URL"],
+    rate_limit_prefix=os.environ["RATE_LIMIT_PREFIX"],
     trusted_proxy_hops=1,
     password_hasher=PasswordHasher(time_cost=1, memory_cost=8, parallelism=1),
     email=EmailConfig(sender=RedisOutbox(), frontend_url="https://app.example.com"),
