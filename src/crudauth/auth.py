@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 
 from crudauth.account.router import build_account_router
+from crudauth.audit.log import AuditSink, build_audit_log
 from crudauth.authentication import PasswordAuthenticator
 from crudauth.backends import (
     StateBackends,
@@ -116,6 +117,7 @@ class CRUDAuth:
         email: EmailConfig | None = None,
         channels: Sequence[DeliveryChannel] | None = None,
         sudo: SudoConfig | None = None,
+        audit: AuditSink | Sequence[AuditSink] | None = None,
         **not_yet: Any,
     ) -> None:
         unknown = sorted(set(not_yet) - set(_NOT_YET))
@@ -177,6 +179,7 @@ class CRUDAuth:
             origins=origins,
             redis_client=shared.redis_client,
             database_store=shared.database_store,
+            audit=build_audit_log(audit, clock),
         )
         self.transports = bind_transports(self.runtime, requested)
         self._state = StateBackends(shared, self.transports, limiter, self.runtime.tokens)
@@ -231,6 +234,7 @@ class CRUDAuth:
     async def shutdown(self) -> None:
         """Close what crudauth opened (never a client the caller passed in)."""
         try:
+            await self.runtime.audit.drain()
             await self._state.shutdown()
         finally:
             self.runtime.hasher.close()

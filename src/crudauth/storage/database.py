@@ -12,6 +12,7 @@ import zlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
+from time import perf_counter
 from typing import Any
 
 from sqlalchemy import (
@@ -36,8 +37,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crudauth.clock import Clock, SystemClock
 from crudauth.errors import StoreUnavailable
+from crudauth.metrics import instruments
 from crudauth.storage.base import KeyValueStore, SessionRecord, SessionStore
 
+_SQL_ATTRIBUTES = {"store": "sql", "kind": "transaction"}
 _HOT = ("user_id", "last_activity", "idle_timeout", "absolute_expires_at")
 MAX_KEY_LENGTH = 255
 
@@ -114,13 +117,16 @@ class DatabaseStore:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
+        started = perf_counter()
         try:
             async with self.sessionmaker() as db, db.begin():
                 yield db
         except (DBAPIError, OSError) as exc:
             if isinstance(exc, IntegrityError):
                 raise
-            raise StoreUnavailable("database store unavailable") from exc
+            raise StoreUnavailable("database store unavailable", store="sql") from exc
+        finally:
+            instruments().store_duration.record(perf_counter() - started, _SQL_ATTRIBUTES)
 
     def session_store(self) -> DatabaseSessionStore:
         return DatabaseSessionStore(self)
@@ -292,7 +298,7 @@ class DatabaseSessionStore(SessionStore):
                 )
                 if getattr(result, "rowcount", 0) == 1:
                     return True
-        raise StoreUnavailable("session update kept conflicting")
+        raise StoreUnavailable("session update kept conflicting", store="sql")
 
     async def delete(self, key: str) -> bool:
         t = self.table

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from time import perf_counter
 from typing import Any
 
 from redis.exceptions import NoScriptError
@@ -169,7 +170,7 @@ def _decode_loaded(reply: Any) -> SessionRecord | None:
 class _StartedLoad:
     """The hot-path script, sent on the lane; decoded when the caller awaits ``record``."""
 
-    __slots__ = ("future", "key", "now", "slide_after", "store")
+    __slots__ = ("future", "key", "now", "slide_after", "started", "store")
 
     def __init__(
         self,
@@ -184,6 +185,7 @@ class _StartedLoad:
         self.key = key
         self.now = now
         self.slide_after = slide_after
+        self.started = perf_counter()
 
     async def record(self) -> SessionRecord | None:
         try:
@@ -192,6 +194,7 @@ class _StartedLoad:
             return await self.store.load(self.key, now=self.now, slide_after=self.slide_after)
         except FAILURES as exc:
             raise self.store.degradations.unavailable(exc) from None
+        self.store.degradations.timed(self.started)
         return _decode_loaded(values)
 
     def discard(self) -> None:
@@ -289,10 +292,12 @@ class RedisSessionStore(SessionStore):
         return [self._short(m) for m in evicted]
 
     async def load(self, key: str, *, now: float, slide_after: float) -> SessionRecord | None:
+        started = perf_counter()
         try:
             values = await _LOAD(self._reads, [self._key(key)], [repr(now), slide_after])
         except FAILURES as exc:
             raise self.degradations.unavailable(exc) from None
+        self.degradations.timed(started)
         return _decode_loaded(values)
 
     def start_load(self, key: str, *, now: float, slide_after: float) -> StartedLoad | None:

@@ -13,6 +13,7 @@ from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 
 from crudauth.errors import StoreUnavailable
+from crudauth.metrics import instruments
 
 logger = logging.getLogger("crudauth")
 
@@ -45,6 +46,12 @@ class Degradations:
         self.name = name
         self.count = 0
         self._last_log = 0.0
+        kind = {"rate limiter": "ratelimit"}.get(name, name.split()[0])
+        self._attributes = {"store": "redis", "kind": kind}
+
+    def timed(self, started: float) -> None:
+        """Record the latency of one call that began at ``started`` (``perf_counter``)."""
+        instruments().store_duration.record(time.perf_counter() - started, self._attributes)
 
     def record(self, exc: BaseException) -> None:
         self.count += 1
@@ -61,7 +68,7 @@ class Degradations:
     def unavailable(self, exc: BaseException) -> StoreUnavailable:
         """Record ``exc`` and return the error to raise in its place."""
         self.record(exc)
-        return StoreUnavailable(f"{self.name} backend unavailable")
+        return StoreUnavailable(f"{self.name} backend unavailable", store="redis")
 
 
 #: What a Redis call raises when the server cannot be used (both redis-py and the lane).
@@ -74,10 +81,13 @@ async def guarded(degradations: Degradations) -> AsyncIterator[None]:
 
     The two per-request reads catch ``FAILURES`` inline instead: an async context manager
     costs a few microseconds on every call."""
+    started = time.perf_counter()
     try:
         yield
     except FAILURES as exc:
         raise degradations.unavailable(exc) from None
+    finally:
+        degradations.timed(started)
 
 
 class Script:
