@@ -268,6 +268,12 @@ class CRUDAuth:
         return router
 
     @property
+    def accounts(self) -> AccountService:
+        """Credential changes and revocation for code of the application's own (an admin
+        screen, a worker, the ``crudauth`` command), as the routes make them."""
+        return self._accounts
+
+    @property
     def emails(self) -> EmailFlowService | None:
         """The recovery flows (``None`` without ``email=`` or ``channels=``)."""
         return self._emails

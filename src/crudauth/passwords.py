@@ -112,6 +112,10 @@ class PasswordHasher:
 
     # -- sync core ---------------------------------------------------------------------------
 
+    def parameters(self) -> tuple[int, int, int]:
+        """argon2id ``(memory_cost in KiB, time_cost, parallelism)`` of new hashes."""
+        return (self._argon.memory_cost, self._argon.time_cost, self._argon.parallelism)
+
     def hash(self, password: str) -> str:
         """Hash ``password`` (NFKC-normalised) with argon2id."""
         _check_length(password)

@@ -260,7 +260,9 @@ class AccountService:
         ended = await self._revoke_everywhere(user_id, keep=kept)
         return Settled(kept=kept is not None, ended=ended)
 
-    async def revoke_user(self, user_id: Any, *, actor: str = "admin") -> int:
+    async def revoke_user(
+        self, user_id: Any, *, actor: str = "admin", reason: str = "revoke_user"
+    ) -> int:
         """End every credential of ``user_id`` on every transport (sessions deleted, bearer
         claims entries overwritten). Call it after committing a deactivation or an epoch
         bump; refresh families and bearer tokens end with that commit itself, because every
@@ -270,7 +272,7 @@ class AccountService:
             Events.SESSION_REVOKED,
             user_id=user_id,
             actor=actor,
-            reason="revoke_user",
+            reason=reason,
             details={f"ended_{name}": count for name, count in ended.items()},
         )
         return sum(ended.values())
