@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from typing import Annotated, Any, TypeVar
 
 import typer
+from sqlalchemy.exc import SQLAlchemyError
 
 from crudauth.auth import CRUDAuth
 from crudauth.cli.loader import ENV_VAR, LoadError, load_auth, opened
@@ -25,7 +26,9 @@ from crudauth.transports.base import own_session
 
 T = TypeVar("T")
 
+# No pretty tracebacks: they print local variables, and a password is one.
 app = typer.Typer(
+    pretty_exceptions_enable=False,
     help="Operate crudauth: check a deployment, manage keys, users and sessions.",
     no_args_is_help=True,
     add_completion=False,
@@ -61,6 +64,11 @@ def _run(work: Awaitable[T]) -> T:
         return asyncio.run(_guarded(work))
     except CrudAuthError as exc:
         typer.echo(f"error: {_describe(exc)}", err=True)
+        raise typer.Exit(1) from None
+    except SQLAlchemyError as exc:
+        # The class only: a statement's parameters may hold a password hash.
+        cause = type(getattr(exc, "orig", None) or exc).__name__
+        typer.echo(f"error: the database refused or failed ({cause})", err=True)
         raise typer.Exit(1) from None
 
 

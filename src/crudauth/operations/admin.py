@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crudauth.auth import CRUDAuth
-from crudauth.errors import DuplicateValue, NotFound
+from crudauth.errors import DuplicateValue, InvalidInput, NotFound
 from crudauth.identity.identifiers import (
     MAX_EMAIL_LENGTH,
     MAX_USERNAME_LENGTH,
@@ -113,7 +114,15 @@ class Operations:
         values["is_active"] = True
         if superuser:
             values["is_superuser"] = True
-        return await self.repo.create(db, values)
+        try:
+            return await self.repo.create(db, values)
+        except IntegrityError as exc:
+            # Never the statement or its parameters: they hold the new password's hash.
+            await db.rollback()
+            raise InvalidInput(
+                "the account could not be created: a value is taken or a required column "
+                f"has none ({type(exc.orig).__name__})"
+            ) from None
 
     async def set_password(self, db: AsyncSession, user: Any, password: str) -> None:
         """Replace (or give) the password on the operator's authority; every session ends."""
