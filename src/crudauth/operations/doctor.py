@@ -9,7 +9,7 @@ written anywhere.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
@@ -183,9 +183,9 @@ def check_hashing(auth: CRUDAuth) -> Finding:
     )
 
 
-def redis_clients(auth: CRUDAuth) -> list[Any]:
-    """Every distinct Redis client the stores use."""
-    found: dict[int, Any] = {}
+def redis_clients(auth: CRUDAuth) -> dict[str, Any]:
+    """One client per Redis server the stores use, by address (``host:port/db``)."""
+    found: dict[str, Any] = {}
     candidates = [
         auth.runtime.redis_client,
         getattr(auth.rate_limiter, "client", None),
@@ -195,8 +195,18 @@ def redis_clients(auth: CRUDAuth) -> list[Any]:
         candidates += [getattr(store, "client", None) for store in transport.stores().values()]
     for client in candidates:
         if client is not None and hasattr(client, "info"):
-            found.setdefault(id(client), client)
-    return list(found.values())
+            found.setdefault(_address(client), client)
+    return found
+
+
+def _address(client: Any) -> str:
+    pool = getattr(client, "connection_pool", None)
+    kwargs = getattr(pool, "connection_kwargs", None) or {}
+    if "host" in kwargs:
+        return f"{kwargs['host']}:{kwargs.get('port', 6379)}/{kwargs.get('db', 0)}"
+    if "path" in kwargs:
+        return f"{kwargs['path']}/{kwargs.get('db', 0)}"
+    return f"client {id(client):#x}"
 
 
 async def check_redis(client: Any, wall: Callable[[], float] = time.time) -> list[Finding]:
@@ -228,9 +238,9 @@ async def check_redis(client: Any, wall: Callable[[], float] = time.time) -> lis
     status: Status = "ok" if skew < SKEW_WARN else "warn" if skew < SKEW_FAIL else "fail"
     out.append(
         Finding(
-            "clock skew (worker vs Redis)",
+            "clock skew",
             status,
-            f"{skew:.3f} s",
+            f"{skew:.3f} s between this worker's clock and Redis TIME",
             "" if status == "ok" else "run NTP (chrony, systemd-timesyncd) on both hosts",
         )
     )
@@ -303,7 +313,10 @@ async def diagnose(auth: CRUDAuth, *, workers: int = 1) -> list[Finding]:
         check_rate_limits(auth),
         check_hashing(auth),
     ]
-    probes: list[Awaitable[list[Finding]]] = [check_redis(c) for c in redis_clients(auth)]
-    for probe in [*probes, check_database(auth)]:
-        findings += await probe
+    for address, client in redis_clients(auth).items():
+        findings += [
+            Finding(f"{f.check} ({address})", f.status, f.detail, f.fix)
+            for f in await check_redis(client)
+        ]
+    findings += await check_database(auth)
     return findings
