@@ -43,13 +43,12 @@ from starlette.responses import Response
 
 from crudauth.audit.events import Events
 from crudauth.errors import InvalidCredentials, LockedOut
-from crudauth.hooks import HookContext
 from crudauth.http.headers import request_cookie
 from crudauth.identity.identifiers import escape_identifier
-from crudauth.metrics import instruments
 from crudauth.ratelimit.device import DeviceToken
 from crudauth.ratelimit.lockout import Attempt
 from crudauth.runtime import AuthRuntime
+from crudauth.signin.observe import refused, signed_in
 from crudauth.transports.base import Issued, Transport
 
 # -- 1. the password first factor ------------------------------------------------------------
@@ -117,7 +116,7 @@ async def check_password(
             db, identifier, password, before_verify=account_budget(runtime, attempt, device)
         )
     except LockedOut as exc:
-        audit_refusal(runtime, context, identifier, None, Events.LOCKOUT_ENGAGED, "locked_out")
+        refused(runtime, context, identifier, None, Events.LOCKOUT_ENGAGED, "locked_out")
         await runtime.hooks.fire(
             "on_lockout",
             escape_identifier(identifier),
@@ -129,7 +128,7 @@ async def check_password(
         # One hook for every 401, an account-budget refusal ("account_locked") included:
         # ``on_lockout`` is for a lock the client is told about, so an app's work there (an
         # alert, a mail) cannot set this refusal apart from a wrong password.
-        audit_refusal(runtime, context, identifier, exc.user, Events.SIGNIN_FAILED, exc.reason)
+        refused(runtime, context, identifier, exc.user, Events.SIGNIN_FAILED, exc.reason)
         await runtime.hooks.fire(
             "on_login_failed",
             escape_identifier(identifier),
@@ -139,24 +138,6 @@ async def check_password(
         )
         raise
     return PasswordSignIn(user, attempt)
-
-
-def audit_refusal(
-    runtime: AuthRuntime,
-    context: HookContext,
-    identifier: str,
-    user: Any,
-    event: str,
-    reason: str,
-) -> None:
-    """The audit event and the metrics of a refused sign-in (the log and the operator may
-    tell an account-budget refusal from a wrong password; the client never can)."""
-    user_id = runtime.repo.user_id(user) if user is not None else None
-    runtime.audit.emit(event, context, user_id=user_id, identifier=identifier, reason=reason)
-    outcome = "locked_out" if event == Events.LOCKOUT_ENGAGED else "failed"
-    instruments().signin_attempts.add(1, {"outcome": outcome, "reason": reason})
-    if outcome == "locked_out":
-        instruments().lockouts.add(1)
 
 
 def _device(runtime: AuthRuntime, request: Request | None) -> DeviceToken | None:
@@ -265,11 +246,12 @@ class SignInPipeline:
         await self._recheck_epoch(db, state, issued)
         if attempt is not None:
             await finish_sign_in(self.runtime, request, response, attempt)
-        context = self.runtime.hook_context(request, transport.name, issued.session_handle)
-        self.runtime.audit.emit(Events.SIGNIN_SUCCEEDED, context, user_id=state.user_id)
-        instruments().signin_attempts.add(1, {"outcome": "succeeded", "reason": "ok"})
+        signed_in(self.runtime, request, transport.name, state.user_id)
         await self.runtime.hooks.fire(
-            "on_after_login", self.runtime.repo.to_dict(user), request=request, context=context
+            "on_after_login",
+            self.runtime.repo.to_dict(user),
+            request=request,
+            context=self.runtime.hook_context(request, transport.name, issued.session_handle),
         )
         return issued.body
 
