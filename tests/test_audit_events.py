@@ -18,6 +18,7 @@ from crudauth import BearerTransport, SessionTransport, SudoConfig
 from crudauth.audit import AuditEvent, AuditLog, Events
 from crudauth.clock import FrozenClock
 from crudauth.hooks import HookContext
+from crudauth.passwords import make_unusable_password
 from tests.email_support import Outbox, email_config
 from tests.test_hooks_and_logs_carry_no_secrets import Secrets, full_flow
 
@@ -168,3 +169,44 @@ async def test_an_administrator_revoking_a_user_is_recorded_with_what_ended(make
 def test_the_audit_option_refuses_what_is_not_callable():
     with pytest.raises(TypeError):
         AuditLog(["not a sink"])  # type: ignore[list-item]
+
+
+def test_every_event_in_the_catalogue_is_documented_and_emitted_by_the_flow():
+    from pathlib import Path
+
+    page = (Path(__file__).resolve().parents[1] / "docs" / "operations.md").read_text()
+    names = {v for k, v in vars(Events).items() if k.isupper()}
+    assert all(f"| `{name}` |" in page for name in names)
+    # The full flow reaches all but two; the tests below emit those.
+    assert names - {n for n, _, _ in EXPECTED} == {"password.set", "session.revoked"}
+
+
+async def test_ending_one_of_your_sessions_and_setting_a_first_password_are_recorded(make_env):
+    events: list[AuditEvent] = []
+    env = await make_env(audit=events.append, transports=[SessionTransport(management_routes=True)])
+    await env.client.post(
+        "/register",
+        json={
+            "username": "alice",
+            "email": "alice@example.com",
+            "password": "correct horse battery",
+        },
+    )
+    r = await env.client.post(
+        "/login", data={"username": "alice", "password": "correct horse battery"}
+    )
+    csrf = {"X-CSRF-Token": r.json()["csrf_token"]}
+    listing = await env.client.get("/sessions")
+    assert listing.status_code == 200, listing.text
+    (session,) = listing.json()
+    events.clear()
+    r = await env.client.delete(f"/sessions/{session['id']}", headers=csrf)
+    assert r.status_code == 200, r.text
+    assert [(e.name, e.actor, e.user_id) for e in events] == [("session.revoked", "user", "1")]
+
+    events.clear()
+    async with env.sessionmaker() as db:
+        user = await env.auth.repo.get(db, 1)
+        await env.auth.repo.update(db, user, {"hashed_password": make_unusable_password()})
+        await env.auth.accounts.set_password(db, user, "a first real passphrase")
+    assert [(e.name, e.actor) for e in events] == [("password.set", "admin")]

@@ -24,7 +24,12 @@ def source() -> str:
 
 def test_every_feature_extra_is_used_by_the_package() -> None:
     # The distribution each extra brings, and the module the package imports from it.
-    modules = {"redis": "redis", "cryptography": "cryptography", "user-agents": "user_agents"}
+    modules = {
+        "redis": "redis",
+        "cryptography": "cryptography",
+        "user-agents": "user_agents",
+        "opentelemetry-api": "opentelemetry",
+    }
     code = source()
     for name, requirements in extras().items():
         if name in ("all", "dev"):
@@ -39,8 +44,8 @@ def test_every_feature_extra_is_used_by_the_package() -> None:
 
 
 def test_extras_are_the_features_that_exist() -> None:
-    assert set(extras()) == {"redis", "jwt-keys", "useragent", "all", "dev"}
-    assert extras()["all"] == ["crudauth[redis,jwt-keys,useragent]"]
+    assert set(extras()) == {"redis", "jwt-keys", "useragent", "otel", "all", "dev"}
+    assert extras()["all"] == ["crudauth[redis,jwt-keys,useragent,otel]"]
 
 
 def test_asymmetric_keys_point_at_the_jwt_keys_extra() -> None:
