@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import datetime, timezone
 from typing import Annotated, Any, TypeVar
 
@@ -58,10 +58,10 @@ def _load(path: str | None) -> CRUDAuth:
         raise typer.Exit(2) from None
 
 
-def _run(work: Awaitable[T]) -> T:
+def _run(work: Coroutine[Any, Any, T]) -> T:
     """Run ``work``; a domain error is printed as one line and exits 1."""
     try:
-        return asyncio.run(_guarded(work))
+        return asyncio.run(work)
     except CrudAuthError as exc:
         typer.echo(f"error: {_describe(exc)}", err=True)
         raise typer.Exit(1) from None
@@ -70,10 +70,6 @@ def _run(work: Awaitable[T]) -> T:
         cause = type(getattr(exc, "orig", None) or exc).__name__
         typer.echo(f"error: the database refused or failed ({cause})", err=True)
         raise typer.Exit(1) from None
-
-
-async def _guarded(work: Awaitable[T]) -> T:
-    return await work
 
 
 def _describe(exc: CrudAuthError) -> str:
