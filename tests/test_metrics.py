@@ -62,7 +62,8 @@ async def test_a_flow_records_sign_ins_lockouts_reuse_hashing_and_store_latency(
     assert (await login(env.client)).status_code == 429
     env.clock.advance(3600)
     assert (await login(env.client)).status_code == 200
-    assert (await env.client.get("/private")).status_code == 200  # the session read
+    for _ in range(32):  # session reads: one in 16 is timed
+        assert (await env.client.get("/private")).status_code == 200
     r = await env.client.post(
         "/token", data={"username": "alice", "password": "correct horse battery"}
     )

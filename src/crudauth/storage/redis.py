@@ -185,7 +185,7 @@ class _StartedLoad:
         self.key = key
         self.now = now
         self.slide_after = slide_after
-        self.started = perf_counter()
+        self.started = perf_counter() if store.degradations.sampled() else 0.0
 
     async def record(self) -> SessionRecord | None:
         try:
@@ -194,7 +194,8 @@ class _StartedLoad:
             return await self.store.load(self.key, now=self.now, slide_after=self.slide_after)
         except FAILURES as exc:
             raise self.store.degradations.unavailable(exc) from None
-        self.store.degradations.timed(self.started)
+        if self.started:
+            self.store.degradations.timed(self.started)
         return _decode_loaded(values)
 
     def discard(self) -> None:
@@ -292,12 +293,13 @@ class RedisSessionStore(SessionStore):
         return [self._short(m) for m in evicted]
 
     async def load(self, key: str, *, now: float, slide_after: float) -> SessionRecord | None:
-        started = perf_counter()
+        started = perf_counter() if self.degradations.sampled() else 0.0
         try:
             values = await _LOAD(self._reads, [self._key(key)], [repr(now), slide_after])
         except FAILURES as exc:
             raise self.degradations.unavailable(exc) from None
-        self.degradations.timed(started)
+        if started:
+            self.degradations.timed(started)
         return _decode_loaded(values)
 
     def start_load(self, key: str, *, now: float, slide_after: float) -> StartedLoad | None:
