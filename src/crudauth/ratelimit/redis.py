@@ -181,7 +181,7 @@ class RedisBackend(RateLimiterBackend):
                 await _RELEASE(self.client, [self._key(key)], [])
 
     async def throttle(self, key: str, limit: RateLimit, now: float) -> ThrottleResult:
-        async with guarded(self.degradations):
+        async with guarded(self.degradations, hot=True):
             allowed, remaining, retry, reset = await _THROTTLE(
                 self._hot, [self._key("t:" + key)], [repr(now), limit.times, limit.seconds]
             )

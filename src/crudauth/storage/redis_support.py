@@ -85,18 +85,20 @@ FAILURES = (redis_errors.RedisError, OSError)
 
 
 @asynccontextmanager
-async def guarded(degradations: Degradations) -> AsyncIterator[None]:
-    """Turn any Redis error into ``StoreUnavailable`` (counted and logged).
+async def guarded(degradations: Degradations, *, hot: bool = False) -> AsyncIterator[None]:
+    """Turn any Redis error into ``StoreUnavailable`` (counted and logged), and time the call
+    (``hot``: a per-request call, timed one in ``HOT_SAMPLE``).
 
     The two per-request reads catch ``FAILURES`` inline instead: an async context manager
     costs a few microseconds on every call."""
-    started = time.perf_counter()
+    started = time.perf_counter() if not hot or degradations.sampled() else 0.0
     try:
         yield
     except FAILURES as exc:
         raise degradations.unavailable(exc) from None
     finally:
-        degradations.timed(started)
+        if started:
+            degradations.timed(started)
 
 
 class Script:
