@@ -16,6 +16,9 @@ Routes (all GET unless noted):
 - ``/bench/sql``: how many SQL statements this process has sent (a ``before_cursor_execute``
   counter on the engine); bench-only, never in a real app.
 
+``BENCH_OTEL_SDK=1`` installs the OpenTelemetry SDK's meter provider first, so that every
+crudauth instrument records (into memory).
+
 Run by ``bench/run.py``; not meant to be started by hand (but ``uvicorn bench_app:app
 --app-dir bench`` works with the variables set).
 """
@@ -49,6 +52,15 @@ REDIS_URL = os.environ.get("BENCH_REDIS_URL") or None
 #: Bench keys never share a namespace with the test suite's, whatever Redis database it uses.
 NAMESPACE = os.environ.get("BENCH_NAMESPACE", "crudauth-bench:")
 FLOOR_USER_ID = int(os.environ.get("BENCH_FLOOR_USER_ID", "1"))
+
+if os.environ.get("BENCH_OTEL_SDK") == "1":
+    # The OpenTelemetry SDK records every instrument (into memory, never exported): what
+    # crudauth's metrics cost an app that collects them.
+    from opentelemetry import metrics
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    metrics.set_meter_provider(MeterProvider(metric_readers=[InMemoryMetricReader()]))
 
 
 class Base(DeclarativeBase):

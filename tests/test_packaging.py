@@ -29,6 +29,7 @@ def test_every_feature_extra_is_used_by_the_package() -> None:
         "cryptography": "cryptography",
         "user-agents": "user_agents",
         "pyotp": "pyotp",
+        "opentelemetry-api": "opentelemetry",
     }
     code = source()
     for name, requirements in extras().items():
@@ -44,8 +45,8 @@ def test_every_feature_extra_is_used_by_the_package() -> None:
 
 
 def test_extras_are_the_features_that_exist() -> None:
-    assert set(extras()) == {"redis", "jwt-keys", "useragent", "mfa", "all", "dev", "docs"}
-    assert extras()["all"] == ["crudauth[redis,jwt-keys,useragent,mfa]"]
+    assert set(extras()) == {"redis", "jwt-keys", "useragent", "mfa", "otel", "all", "dev", "docs"}
+    assert extras()["all"] == ["crudauth[redis,jwt-keys,useragent,mfa,otel]"]
 
 
 def test_the_docs_extra_pins_the_site_build_tools() -> None:

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 
 from crudauth.account.router import build_account_router
+from crudauth.audit.log import AuditSink, build_audit_log
 from crudauth.authentication import PasswordAuthenticator
 from crudauth.backends import (
     StateBackends,
@@ -119,6 +120,7 @@ class CRUDAuth:
         channels: Sequence[DeliveryChannel] | None = None,
         sudo: SudoConfig | None = None,
         mfa: MfaConfig | None = None,
+        audit: AuditSink | Sequence[AuditSink] | None = None,
         **not_yet: Any,
     ) -> None:
         unknown = sorted(set(not_yet) - set(_NOT_YET))
@@ -185,6 +187,7 @@ class CRUDAuth:
             origins=origins,
             redis_client=shared.redis_client,
             database_store=shared.database_store,
+            audit=build_audit_log(audit, clock),
         )
         self.transports = bind_transports(self.runtime, requested)
         self._state = StateBackends(shared, self.transports, limiter, self.runtime.tokens)
@@ -258,6 +261,7 @@ class CRUDAuth:
     async def shutdown(self) -> None:
         """Close what crudauth opened (never a client the caller passed in)."""
         try:
+            await self.runtime.audit.drain()
             await self._state.shutdown()
         finally:
             self.runtime.hasher.close()
@@ -311,6 +315,12 @@ class CRUDAuth:
 
     async def _in_sudo(self, principal: Principal) -> bool:
         return self.sudo is not None and await self.sudo.is_elevated(principal)
+
+    @property
+    def accounts(self) -> AccountService:
+        """Credential changes and revocation for code of the application's own (an admin
+        screen, a worker, the ``crudauth`` command), as the routes make them."""
+        return self._accounts
 
     @property
     def emails(self) -> EmailFlowService | None:

@@ -126,9 +126,15 @@ class DuplicateValue(CrudAuthError):
 
 
 class StoreUnavailable(CrudAuthError):
-    """A state store could not be reached; authentication must fail closed (503)."""
+    """A state store could not be reached; authentication must fail closed (503).
+
+    ``store`` names which, for the metrics: ``redis``, ``sql``, ``ratelimit``, ``database``."""
 
     code = "store_unavailable"
+
+    def __init__(self, message: str = "", *, store: str = "store") -> None:
+        super().__init__(message)
+        self.store = store
 
 
 class UnsupportedMediaType(CrudAuthError):

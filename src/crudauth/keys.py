@@ -135,6 +135,14 @@ class KeyRing:
         raw = _as_bytes(value)
         return any(hmac.compare_digest(raw, known) for known in self._secrets)
 
+    def problems(self) -> list[tuple[str, str]]:
+        """``(name, problem)`` for every secret unfit for production (see ``secret_problem``)."""
+        names = ["SECRET_KEY"] + [f"secret_fallbacks[{i}]" for i in range(len(self._secrets) - 1)]
+        found = [
+            (name, secret_problem(value)) for name, value in zip(names, self._secrets, strict=True)
+        ]
+        return [(name, problem) for name, problem in found if problem is not None]
+
     def key(self, purpose: str, index: int = 0) -> bytes:
         """The derived key for ``purpose`` from secret ``index`` (0 is the current one)."""
         cached = self._cache.get((index, purpose))

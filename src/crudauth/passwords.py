@@ -27,16 +27,19 @@ import os
 import re
 import secrets
 import threading
+import time
 import unicodedata
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Final, TypeAlias
+from typing import Any, Final, TypeAlias, TypeVar
 
 import bcrypt
 from argon2 import PasswordHasher as _Argon2
 from argon2 import Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+from crudauth.metrics import instruments
 
 logger = logging.getLogger("crudauth")
 
@@ -56,6 +59,8 @@ MAX_PASSWORD_FIELD: Final = 4 * MAX_PASSWORD_BYTES
 own message; above, the body is refused before any work."""
 
 UNUSABLE_PREFIX: Final = "!"
+_T = TypeVar("_T")
+
 _BCRYPT_PREFIXES: Final = ("$2a$", "$2b$", "$2y$")
 _B64_SHA256_SHAPE: Final = re.compile(r"^[A-Za-z0-9+/]{43}=$")
 
@@ -134,6 +139,10 @@ class PasswordHasher:
         self.legacy_verifiers = tuple(v for v in chosen if callable(v))
 
     # -- sync core ---------------------------------------------------------------------------
+
+    def parameters(self) -> tuple[int, int, int]:
+        """argon2id ``(memory_cost in KiB, time_cost, parallelism)`` of new hashes."""
+        return (self._argon.memory_cost, self._argon.time_cost, self._argon.parallelism)
 
     def hash(self, password: str) -> str:
         """Hash ``password`` (NFKC-normalised) with argon2id."""
@@ -221,13 +230,38 @@ class PasswordHasher:
     async def hash_async(self, password: str) -> str:
         """``hash`` on the hashing pool."""
         _check_length(password)
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool(), self.hash, password)
+        return await self._on_pool("hash", self.hash, password)
 
     async def verify_async(self, password: str, hashed: str | None) -> Verification:
         """``verify`` on the hashing pool."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool(), self.verify, password, hashed)
+        return await self._on_pool("verify", self.verify, password, hashed)
+
+    async def _on_pool(self, operation: str, work: Callable[..., _T], *args: Any) -> _T:
+        """Run ``work`` on the pool, measured: the time it takes there, and how many jobs
+        wait for a thread meanwhile (a growing queue means sign-ins wait on hashing)."""
+        metrics = instruments()
+        attributes = {"operation": operation}
+
+        def timed() -> _T:
+            metrics.hash_queue.add(-1)
+            started = time.perf_counter()
+            try:
+                return work(*args)
+            finally:
+                metrics.hash_duration.record(time.perf_counter() - started, attributes)
+
+        def dropped(job: Future[_T]) -> None:
+            if job.cancelled():  # it never reached ``timed``
+                metrics.hash_queue.add(-1)
+
+        metrics.hash_queue.add(1)
+        try:
+            job = self._pool().submit(timed)
+        except BaseException:
+            metrics.hash_queue.add(-1)
+            raise
+        job.add_done_callback(dropped)
+        return await asyncio.wrap_future(job)
 
     def close(self) -> None:
         """Stop the hashing pool (it is re-created on demand)."""

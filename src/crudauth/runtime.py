@@ -12,6 +12,7 @@ from typing import Any
 
 from starlette.requests import Request
 
+from crudauth.audit.log import AuditLog
 from crudauth.authentication import PasswordAuthenticator
 from crudauth.clock import Clock
 from crudauth.config import CookieConfig
@@ -60,6 +61,8 @@ class AuthRuntime:
     redis_client: Any = None
     #: The SQL store (``database_store=`` on ``CRUDAuth``), or ``None``.
     database_store: DatabaseStore | None = None
+    #: Audit events to the logging sink and ``CRUDAuth(audit=...)``.
+    audit: AuditLog = field(default_factory=AuditLog)
 
     def client_ip(self, request: Request) -> str | None:
         return client_ip(request, self.proxies)

@@ -21,6 +21,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crudauth.audit.events import Detail, Events
 from crudauth.credentials.commit import Spend, guarded_write, rollback
 from crudauth.errors import CrudAuthError, InvalidRequest
 from crudauth.hooks import HookContext
@@ -112,6 +113,7 @@ class AccountService:
         await self.check_policy(new_password, user, "set")
         new_hash = await self.runtime.hasher.hash_async(new_password)
         await self.runtime.repo.update(db, user, {"hashed_password": new_hash})
+        self._audit(Events.PASSWORD_SET, user, None, actor="user" if confirm else "admin")
 
     async def change_password(
         self,
@@ -144,6 +146,8 @@ class AccountService:
             await rollback(db)
             raise
         settled = await self.keep_session_end_others(user_id, version, keep=keep)
+        actor = "user" if confirm else "admin"
+        self._audit(Events.PASSWORD_CHANGED, user, context, actor=actor, ended=settled.ended)
         await self.runtime.hooks.fire(
             "on_after_password_changed",
             repo.to_dict(user),
@@ -153,17 +157,37 @@ class AccountService:
         return settled
 
     async def sign_out_everywhere(
-        self, db: AsyncSession, user: Any, *, keep: str | None = None
+        self,
+        db: AsyncSession,
+        user: Any,
+        *,
+        keep: str | None = None,
+        context: HookContext | None = None,
     ) -> Settled:
         """Bump the epoch (which ends every bearer token and refresh family), then end every
         session but ``keep``."""
         user_id = self.runtime.repo.user_id(user)
         await self.runtime.throttles.hit("logout_all", f"user:{user_id}")
         version = await self.runtime.repo.bump_token_version(db, user)
-        return await self.keep_session_end_others(user_id, version, keep=keep)
+        settled = await self.keep_session_end_others(user_id, version, keep=keep)
+        self._audit(
+            Events.SESSION_REVOKED,
+            user,
+            context,
+            actor="user",
+            reason="sign_out_everywhere",
+            ended=settled.ended,
+        )
+        return settled
 
     async def reset_password(
-        self, db: AsyncSession, user: Any, new_password: str, spend: Spend
+        self,
+        db: AsyncSession,
+        user: Any,
+        new_password: str,
+        spend: Spend,
+        *,
+        context: HookContext | None = None,
     ) -> None:
         """The commit of a password reset: new hash and epoch bump with the token spent, then
         every session ends and the sign-in lockout of the account is cleared."""
@@ -173,13 +197,30 @@ class AccountService:
         repo = self.runtime.repo
         await guarded_write(db, repo, user, {"hashed_password": new_hash}, spend, bump=True)
         await self._after_commit(user, keep=None)
-        for login_field in self.runtime.identity.login:
-            value = repo.value(user, login_field)
-            if value:
-                try:
-                    await self.runtime.lockout.clear(str(value), repo.user_id(user))
-                except Exception:
-                    logger.warning("crudauth: could not clear the lockout after a reset")
+        self._audit(Events.PASSWORD_RESET, user, context, actor="user")
+        try:
+            await self.unlock(user, context=context, actor="user", reason="password_reset")
+        except Exception:
+            logger.warning("crudauth: could not clear the lockout after a reset")
+
+    async def unlock(
+        self,
+        user: Any,
+        *,
+        identifiers: Sequence[str] = (),
+        context: HookContext | None = None,
+        actor: str = "admin",
+        reason: str = "unlocked",
+    ) -> None:
+        """Clear the sign-in lockout of ``user``'s account and of each of its login fields
+        (its username, its email), and of ``identifiers`` as typed (a spelling the account's
+        fields do not hold). The address locks stay: they belong to the addresses."""
+        repo = self.runtime.repo
+        user_id = repo.user_id(user)
+        names = [str(repo.value(user, f)) for f in self.runtime.identity.login]
+        for name in dict.fromkeys([*(n for n in names if n and n != "None"), *identifiers]):
+            await self.runtime.lockout.clear(name, user_id)
+        self._audit(Events.LOCKOUT_CLEARED, user, context, actor=actor, reason=reason)
 
     async def change_email(
         self,
@@ -190,12 +231,14 @@ class AccountService:
         *,
         keep: str | None,
         on_conflict: CrudAuthError,
+        context: HookContext | None = None,
     ) -> None:
         """The commit of an email change (``values``: the address and its verified flag)
         with the token spent and the epoch bumped; then every session but ``keep`` ends."""
         repo = self.runtime.repo
         await guarded_write(db, repo, user, values, spend, bump=True, on_conflict=on_conflict)
         await self._after_commit(user, keep=keep)
+        self._audit(Events.EMAIL_CHANGE_CONFIRMED, user, context, actor="user")
 
     # -- side effects --------------------------------------------------------------------------
 
@@ -220,12 +263,38 @@ class AccountService:
         ended = await self._revoke_everywhere(user_id, keep=kept)
         return Settled(kept=kept is not None, ended=ended)
 
-    async def revoke_user(self, user_id: Any) -> int:
+    async def revoke_user(
+        self, user_id: Any, *, actor: str = "admin", reason: str = "revoke_user"
+    ) -> int:
         """End every credential of ``user_id`` on every transport (sessions deleted, bearer
         claims entries overwritten). Call it after committing a deactivation or an epoch
         bump; refresh families and bearer tokens end with that commit itself, because every
         refresh and every full check compares the token's epoch with the row's."""
-        return sum((await self._revoke_everywhere(user_id, keep=None)).values())
+        ended = await self._revoke_everywhere(user_id, keep=None)
+        self.runtime.audit.emit(
+            Events.SESSION_REVOKED,
+            user_id=user_id,
+            actor=actor,
+            reason=reason,
+            details={f"ended_{name}": count for name, count in ended.items()},
+        )
+        return sum(ended.values())
+
+    def _audit(
+        self,
+        event: str,
+        user: Any,
+        context: HookContext | None,
+        *,
+        actor: str,
+        reason: str | None = None,
+        ended: Mapping[str, int] | None = None,
+    ) -> None:
+        details: dict[str, Detail] = {f"ended_{k}": v for k, v in (ended or {}).items()}
+        user_id = self.runtime.repo.user_id(user)
+        self.runtime.audit.emit(
+            event, context, user_id=user_id, actor=actor, reason=reason, details=details
+        )
 
     async def _revoke_everywhere(self, user_id: Any, *, keep: str | None) -> dict[str, int]:
         ended: dict[str, int] = {}

@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 
+from crudauth.audit.events import Events
 from crudauth.credentials import AccountService, Revoker, guarded_write
 from crudauth.email.config import (
     DEFAULT_CHANGE_TTL,
@@ -239,6 +240,13 @@ class EmailFlowService:
             TokenSpend(self.tokens, claims, record),
             bump=False,
         )
+        self.runtime.audit.emit(
+            Events.EMAIL_VERIFIED,
+            context,
+            user_id=self.runtime.repo.user_id(user),
+            actor="user",
+            details={"first_time": first_time},
+        )
         if first_time:
             await self._fire("on_after_recovery_verified", user, db, context)
         return EmailFlowResult(user, claims.redirect_to)
@@ -281,7 +289,7 @@ class EmailFlowService:
         """Set a new password, end every session and clear the sign-in lockout."""
         claims, record, user = await self._redeem(db, "reset_password", token)
         spend = TokenSpend(self.tokens, claims, record)
-        await self.accounts.reset_password(db, user, new_password, spend)
+        await self.accounts.reset_password(db, user, new_password, spend, context=context)
         await self._fire("on_after_password_reset", user, db, context)
         return EmailFlowResult(user, claims.redirect_to)
 
@@ -344,6 +352,13 @@ class EmailFlowService:
             DeliveryKind.CHANGE_EMAIL, token, repo.to_dict(user), new, int(self.change_ttl)
         )
         await self.dispatch.hand_over(intent, db, real=eligible, email_only=True, defer=defer)
+        self.runtime.audit.emit(
+            Events.EMAIL_CHANGE_REQUESTED,
+            self.runtime.hook_context(request, transport),
+            user_id=repo.user_id(user),
+            actor="user",
+            details={"sent": eligible},
+        )
 
     async def confirm_email_change(
         self, db: AsyncSession, token: str, *, context: HookContext | None = None
@@ -368,6 +383,7 @@ class EmailFlowService:
             TokenSpend(self.tokens, claims, record),
             keep=record.keep_session,
             on_conflict=DuplicateValue("email", EMAIL_IN_USE),
+            context=context,
         )
         if old:
             notice = DeliveryIntent(DeliveryKind.EMAIL_CHANGED, None, repo.to_dict(user), old)

@@ -26,6 +26,7 @@ from crudauth.exceptions import (
     UnauthorizedException,
     UnprocessableEntityException,
 )
+from crudauth.metrics import instruments
 
 INCORRECT_CREDENTIALS = "Incorrect username or password"
 NOT_AUTHENTICATED = "Not authenticated"
@@ -88,6 +89,7 @@ def to_http(exc: errors.CrudAuthError) -> HTTPException:
     elif isinstance(exc, errors.NotFound):
         out = NotFoundException(exc.message)
     elif isinstance(exc, errors.StoreUnavailable):
+        instruments().unavailable.add(1, {"store": exc.store})
         out = HTTPException(503, UNAVAILABLE, headers={"Retry-After": "5"})
     elif isinstance(exc, errors.InvalidRecoveryToken):
         out = BadRequestException(TOKEN_USED if exc.used else TOKEN_INVALID)
@@ -115,7 +117,7 @@ DATABASE_UNAVAILABLE = (
 def database_unavailable(exc: Exception) -> HTTPException:
     """The 503 for a database that cannot be used, logged with its cause (never its SQL)."""
     logger.warning("crudauth: the database cannot be used (%s)", type(exc).__name__)
-    return to_http(errors.StoreUnavailable("database unavailable"))
+    return to_http(errors.StoreUnavailable("database unavailable", store="database"))
 
 
 @contextmanager

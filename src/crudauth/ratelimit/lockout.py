@@ -142,7 +142,7 @@ class LoginLockout:
                 type(exc).__name__,
                 self.failures,
             )
-            raise StoreUnavailable("lockout backend unavailable") from None
+            raise StoreUnavailable("lockout backend unavailable", store="ratelimit") from None
         return attempt
 
     def account_subject(self, user_id: object) -> str:
@@ -183,7 +183,7 @@ class LoginLockout:
         except (Contended, StoreUnavailable) as exc:
             self.failures += 1
             logger.warning("crudauth: login lockout unavailable (%s)", type(exc).__name__)
-            raise StoreUnavailable("lockout backend unavailable") from None
+            raise StoreUnavailable("lockout backend unavailable", store="ratelimit") from None
         if not decision.allowed:
             if not attempt.shows_account_lock:
                 return False

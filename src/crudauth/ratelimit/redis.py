@@ -200,7 +200,7 @@ class RedisBackend(RateLimiterBackend):
             await pipe.execute()
 
     async def throttle(self, key: str, limit: RateLimit, now: float) -> ThrottleResult:
-        async with guarded(self.degradations):
+        async with guarded(self.degradations, hot=True):
             allowed, remaining, retry, reset = await self._bound(
                 _THROTTLE, self._key("t:" + key), [repr(now), limit.times, limit.seconds]
             )

@@ -56,7 +56,9 @@ class Throttles:
             result = await self.backend.throttle(f"{action}:{identity}", policy, self.clock.now())
         except (StoreUnavailable, Contended) as exc:
             if not policy.fail_open:
-                raise StoreUnavailable(f"rate limit {action!r} unavailable") from None
+                raise StoreUnavailable(
+                    f"rate limit {action!r} unavailable", store="ratelimit"
+                ) from None
             self.failed_open += 1
             logger.warning(
                 "crudauth: rate limit %r let a request through: backend unavailable (%s); "

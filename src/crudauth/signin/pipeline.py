@@ -41,12 +41,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import Response
 
+from crudauth.audit.events import Events
 from crudauth.errors import InvalidCredentials, LockedOut
 from crudauth.http.headers import request_cookie
 from crudauth.identity.identifiers import escape_identifier
 from crudauth.ratelimit.device import DeviceToken
 from crudauth.ratelimit.lockout import Attempt
 from crudauth.runtime import AuthRuntime
+from crudauth.signin.observe import refused, signed_in
 from crudauth.transports.base import Issued, Transport
 from crudauth.transports.shared import CookieWriter
 
@@ -115,6 +117,7 @@ async def check_password(
             db, identifier, password, before_verify=account_budget(runtime, attempt, device)
         )
     except LockedOut as exc:
+        refused(runtime, context, identifier, None, Events.LOCKOUT_ENGAGED, "locked_out")
         await runtime.hooks.fire(
             "on_lockout",
             escape_identifier(identifier),
@@ -126,6 +129,7 @@ async def check_password(
         # One hook for every 401, an account-budget refusal ("account_locked") included:
         # ``on_lockout`` is for a lock the client is told about, so an app's work there (an
         # alert, a mail) cannot set this refusal apart from a wrong password.
+        refused(runtime, context, identifier, exc.user, Events.SIGNIN_FAILED, exc.reason)
         await runtime.hooks.fire(
             "on_login_failed",
             escape_identifier(identifier),
@@ -271,6 +275,7 @@ class SignInPipeline:
         await self._recheck_epoch(db, state, issued)
         if attempt is not None:
             await finish_sign_in(self.runtime, request, response, attempt)
+        signed_in(self.runtime, request, transport.name, state.user_id)
         await self.runtime.hooks.fire(
             "on_after_login",
             self.runtime.repo.to_dict(user),

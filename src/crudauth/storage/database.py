@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import replace
+from time import perf_counter
 from typing import Any
 
 from sqlalchemy import (
@@ -24,6 +25,7 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    bindparam,
     delete,
     func,
     insert,
@@ -36,8 +38,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crudauth.clock import Clock, SystemClock
 from crudauth.errors import StoreUnavailable
+from crudauth.metrics import instruments
 from crudauth.storage.base import KeyValueStore, SessionRecord, SessionStore
 
+#: The purge's "now", bound per batch.
+_NOW = bindparam("now", type_=Float)
+_SQL_ATTRIBUTES = {"store": "sql", "kind": "transaction"}
 _HOT = ("user_id", "last_activity", "idle_timeout", "absolute_expires_at")
 MAX_KEY_LENGTH = 255
 
@@ -114,13 +120,16 @@ class DatabaseStore:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
+        started = perf_counter()
         try:
             async with self.sessionmaker() as db, db.begin():
                 yield db
         except (DBAPIError, OSError) as exc:
             if isinstance(exc, IntegrityError):
                 raise
-            raise StoreUnavailable("database store unavailable") from exc
+            raise StoreUnavailable("database store unavailable", store="sql") from exc
+        finally:
+            instruments().store_duration.record(perf_counter() - started, _SQL_ATTRIBUTES)
 
     def session_store(self) -> DatabaseSessionStore:
         return DatabaseSessionStore(self)
@@ -148,6 +157,35 @@ class DatabaseStore:
             c = self.counter_table
             d = await db.execute(delete(c).where(c.c.expires_at <= now))
         return sum(int(getattr(r, "rowcount", 0) or 0) for r in (a, b, d))
+
+    async def purge_in_batches(
+        self, *, batch_size: int = 1000, progress: Callable[[int], None] | None = None
+    ) -> int:
+        """``purge_expired`` a batch at a time (short transactions on a large table);
+        ``progress`` receives the running total after each batch. Returns the total."""
+        if batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
+        s, kv, c = self.sessions_table, self.store_table, self.counter_table
+        total = 0
+        for table, dead in (
+            (s, (s.c.last_activity + s.c.idle_timeout <= _NOW) | (s.c.absolute_expires_at <= _NOW)),
+            (kv, kv.c.expires_at <= _NOW),
+            (c, c.c.expires_at <= _NOW),
+        ):
+            while True:
+                now = self.clock.now()
+                batch = select(table.c.key).where(dead).limit(batch_size).scalar_subquery()
+                async with self.transaction() as db:
+                    result = await db.execute(
+                        delete(table).where(table.c.key.in_(batch)), {"now": now}
+                    )
+                deleted = int(getattr(result, "rowcount", 0) or 0)
+                total += deleted
+                if progress is not None and deleted:
+                    progress(total)
+                if deleted < batch_size:
+                    break
+        return total
 
 
 def _deadline_clause(table: Table, now: float) -> Any:
@@ -292,7 +330,7 @@ class DatabaseSessionStore(SessionStore):
                 )
                 if getattr(result, "rowcount", 0) == 1:
                     return True
-        raise StoreUnavailable("session update kept conflicting")
+        raise StoreUnavailable("session update kept conflicting", store="sql")
 
     async def delete(self, key: str) -> bool:
         t = self.table

@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import json
 from functools import partial
+from time import perf_counter
 from typing import Any
 
 from redis.exceptions import NoScriptError
@@ -195,7 +196,7 @@ def _is_cluster(client: Any) -> bool:
 class _StartedLoad:
     """The hot-path script, sent on the lane; decoded when the caller awaits ``record``."""
 
-    __slots__ = ("future", "key", "now", "slide_after", "store")
+    __slots__ = ("future", "key", "now", "slide_after", "started", "store")
 
     def __init__(
         self,
@@ -210,6 +211,7 @@ class _StartedLoad:
         self.key = key
         self.now = now
         self.slide_after = slide_after
+        self.started = perf_counter() if store.degradations.sampled() else 0.0
 
     async def record(self) -> SessionRecord | None:
         try:
@@ -218,6 +220,8 @@ class _StartedLoad:
             return await self.store.load(self.key, now=self.now, slide_after=self.slide_after)
         except FAILURES as exc:
             raise self.store.degradations.unavailable(exc) from None
+        if self.started:
+            self.store.degradations.timed(self.started)
         return _decode_loaded(values)
 
     def discard(self) -> None:
@@ -330,10 +334,13 @@ class RedisSessionStore(SessionStore):
         return [self._short(m) for m in evicted]
 
     async def load(self, key: str, *, now: float, slide_after: float) -> SessionRecord | None:
+        started = perf_counter() if self.degradations.sampled() else 0.0
         try:
             values = await self._bound(_LOAD, self._key(key), [repr(now), slide_after])
         except FAILURES as exc:
             raise self.degradations.unavailable(exc) from None
+        if started:
+            self.degradations.timed(started)
         return _decode_loaded(values)
 
     def start_load(self, key: str, *, now: float, slide_after: float) -> StartedLoad | None:

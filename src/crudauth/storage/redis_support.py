@@ -13,6 +13,7 @@ from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 
 from crudauth.errors import StoreUnavailable
+from crudauth.metrics import instruments
 
 logger = logging.getLogger("crudauth")
 
@@ -22,6 +23,8 @@ DEFAULT_URL = "redis://localhost:6379/0"
 # runs while the event loop is busy with other requests too, so a timeout much below a second
 # turns ordinary load spikes into spurious 503s.
 SOCKET_TIMEOUT = 2.0
+#: One in this many session reads (the per-request path) is timed for the store-latency metric.
+HOT_SAMPLE = 16
 
 
 def client_from_url(url: str | None) -> Any:
@@ -45,6 +48,19 @@ class Degradations:
         self.name = name
         self.count = 0
         self._last_log = 0.0
+        kind = {"rate limiter": "ratelimit"}.get(name, name.split()[0])
+        self._attributes = {"store": "redis", "kind": kind}
+        self._calls = 0
+
+    def sampled(self) -> bool:
+        """Whether to time this call of a per-request path: one in ``HOT_SAMPLE``, so that
+        an app that collects metrics pays for one histogram record every few requests."""
+        self._calls += 1
+        return self._calls % HOT_SAMPLE == 0
+
+    def timed(self, started: float) -> None:
+        """Record the latency of one call that began at ``started`` (``perf_counter``)."""
+        instruments().store_duration.record(time.perf_counter() - started, self._attributes)
 
     def record(self, exc: BaseException) -> None:
         self.count += 1
@@ -61,7 +77,7 @@ class Degradations:
     def unavailable(self, exc: BaseException) -> StoreUnavailable:
         """Record ``exc`` and return the error to raise in its place."""
         self.record(exc)
-        return StoreUnavailable(f"{self.name} backend unavailable")
+        return StoreUnavailable(f"{self.name} backend unavailable", store="redis")
 
 
 class ReplyMismatch(redis_errors.ConnectionError):
@@ -73,15 +89,20 @@ FAILURES = (redis_errors.RedisError, OSError)
 
 
 @asynccontextmanager
-async def guarded(degradations: Degradations) -> AsyncIterator[None]:
-    """Turn any Redis error into ``StoreUnavailable`` (counted and logged).
+async def guarded(degradations: Degradations, *, hot: bool = False) -> AsyncIterator[None]:
+    """Turn any Redis error into ``StoreUnavailable`` (counted and logged), and time the call
+    (``hot``: a per-request call, timed one in ``HOT_SAMPLE``).
 
     The two per-request reads catch ``FAILURES`` inline instead: an async context manager
     costs a few microseconds on every call."""
+    started = time.perf_counter() if not hot or degradations.sampled() else 0.0
     try:
         yield
     except FAILURES as exc:
         raise degradations.unavailable(exc) from None
+    finally:
+        if started:
+            degradations.timed(started)
 
 
 class Script:

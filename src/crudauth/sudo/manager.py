@@ -21,6 +21,7 @@ from typing import Any, Final
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 
+from crudauth.audit.events import Events
 from crudauth.errors import (
     AccessDenied,
     ConfigurationError,
@@ -129,13 +130,18 @@ class SudoManager:
         metadata = {**live.record.metadata, STAMP: until}
         if not await self.sessions.store.update(live.key, {"metadata": metadata}):
             raise InvalidSession("session ended")
+        context = self.runtime.hook_context(request, self.transport, live.handle)
+        self.runtime.audit.emit(
+            Events.SUDO_GRANTED,
+            context,
+            user_id=principal.user_id,
+            actor="user",
+            details={"method": "password" if password is not None else "code"},
+        )
         user = principal.user
         if user is not None:
             await self.runtime.hooks.fire(
-                "on_after_sudo",
-                self.runtime.repo.to_dict(user),
-                request=request,
-                context=self.runtime.hook_context(request, self.transport, live.handle),
+                "on_after_sudo", self.runtime.repo.to_dict(user), request=request, context=context
             )
         return datetime.fromtimestamp(until, tz=timezone.utc)
 

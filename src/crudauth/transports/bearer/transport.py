@@ -10,11 +10,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import Response
 
+from crudauth.audit.events import Events
 from crudauth.config import CookieConfig
 from crudauth.errors import ConfigurationError
 from crudauth.http.headers import request_cookie
 from crudauth.identity.repository import AuthRow
 from crudauth.keys import Purpose
+from crudauth.metrics import instruments
 from crudauth.principal import Principal
 from crudauth.runtime import AuthRuntime
 from crudauth.tokenshape import TokenShape
@@ -342,11 +344,13 @@ class BearerTransport(Transport):
             family_ends_at=started + self.refresh_ttl,
         )
         if outcome is Outcome.REUSED:
+            context = runtime.hook_context(request, self.name)
+            runtime.audit.emit(
+                Events.REFRESH_REUSE_DETECTED, context, user_id=claims["sub"], actor="system"
+            )
+            instruments().refresh_reuse.add(1)
             await runtime.hooks.fire(
-                "on_refresh_reuse",
-                runtime.repo.to_dict(user),
-                request=request,
-                context=runtime.hook_context(request, self.name),
+                "on_refresh_reuse", runtime.repo.to_dict(user), request=request, context=context
             )
         if outcome is not Outcome.ROTATED:
             raise InvalidToken(f"refresh refused: {outcome.value}")

@@ -18,6 +18,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crudauth.audit.events import Events
 from crudauth.credentials import AccountService
 from crudauth.errors import InvalidRequest, InvalidSession, NotAuthenticated, NotFound
 from crudauth.http.errors import http_errors
@@ -150,12 +151,16 @@ def _device_routes(
             own = str(caller.metadata.get("session_handle", "")).encode()
             if hmac.compare_digest(own, session_handle.encode("utf-8", "replace")):
                 transport.clear_all_cookies(response)
+            context = runtime.hook_context(request, transport.name, session_handle)
+            runtime.audit.emit(
+                Events.SESSION_REVOKED, context, user_id=caller.user_id, actor="user"
+            )
             if caller.user is not None:
                 await runtime.hooks.fire(
                     "on_after_logout",
                     runtime.repo.to_dict(caller.user),
                     request=request,
-                    context=runtime.hook_context(request, transport.name, session_handle),
+                    context=context,
                 )
             return {"detail": "Session revoked."}
 
@@ -174,13 +179,16 @@ def _sign_out_routes(
 
     @router.post("/logout-all")
     async def logout_all(
-        response: Response, db: Db, caller: Caller, keep_current: bool = False
+        request: Request, response: Response, db: Db, caller: Caller, keep_current: bool = False
     ) -> dict[str, Any]:
         """End every session of the caller (``keep_current=true``: every other one)."""
         with http_errors():
             key = caller.metadata.get("session_key")
             keep = key if keep_current and isinstance(key, str) else None
-            settled = await accounts.sign_out_everywhere(db, caller.user, keep=keep)
+            context = runtime.hook_context(request, transport.name)
+            settled = await accounts.sign_out_everywhere(
+                db, caller.user, keep=keep, context=context
+            )
             if not settled.kept:
                 transport.clear_all_cookies(response)
             detail = (

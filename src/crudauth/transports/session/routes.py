@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 from fastapi import APIRouter, Depends, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crudauth.audit.events import Events
 from crudauth.http.errors import http_errors
 from crudauth.http.guards import no_store
 from crudauth.http.limits import BoundedRoute
@@ -32,13 +33,16 @@ def build_session_router(transport: "SessionTransport") -> APIRouter:
                 for sibling in transport.siblings:
                     await sibling.end_sign_in(request)
                 if ended:
-                    user = await runtime.repo.get(db, live.record.user_id)
+                    context = runtime.hook_context(request, transport.name, live.handle)
+                    user_id = live.record.user_id
+                    runtime.audit.emit(Events.SIGNOUT, context, user_id=user_id, actor="user")
+                    user = await runtime.repo.get(db, user_id)
                     if user is not None:
                         await runtime.hooks.fire(
                             "on_after_logout",
                             runtime.repo.to_dict(user),
                             request=request,
-                            context=runtime.hook_context(request, transport.name, live.handle),
+                            context=context,
                         )
             transport.clear_all_cookies(response)
             return {"detail": "Logged out"}

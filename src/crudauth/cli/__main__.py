@@ -1,0 +1,5 @@
+"""``python -m crudauth.cli``."""
+
+from crudauth.cli import main
+
+main()
