@@ -37,6 +37,7 @@ from crudauth.identity import (
     UserRepository,
     make_auth_identity,
 )
+from crudauth.oauth import OAuthAccountService, OAuthCredentials
 from crudauth.passwords import (
     PasswordHasher,
     get_password_hash,
@@ -100,6 +101,8 @@ __all__ = [
     "NewUserFields",
     "NotFoundException",
     "OAuthAccountException",
+    "OAuthAccountService",
+    "OAuthCredentials",
     "PasswordContext",
     "PasswordHasher",
     "PasswordPolicy",

@@ -36,6 +36,8 @@ from crudauth.http.origins import OriginPolicy
 from crudauth.identity.config import IdentityConfig
 from crudauth.identity.repository import UserRepository
 from crudauth.keys import KeyRing
+from crudauth.oauth.service import OAuthAccountService
+from crudauth.oauth.setup import build_oauth, initialize_oauth
 from crudauth.passwords import PasswordHasher
 from crudauth.policy import PasswordContext, PasswordPolicy, Source
 from crudauth.principal import Principal
@@ -66,11 +68,6 @@ from crudauth.transports.session.transport import SessionTransport
 
 #: Reference options whose features are not built yet: accepted by name, refused if used.
 _NOT_YET = (
-    "oauth",
-    "oauth_paths",
-    "oauth_response_mode",
-    "oauth_default_redirect",
-    "redirect_base_url",
     "mfa",
     "legacy_verifiers",
 )
@@ -116,6 +113,11 @@ class CRUDAuth:
         email: EmailConfig | None = None,
         channels: Sequence[DeliveryChannel] | None = None,
         sudo: SudoConfig | None = None,
+        oauth: Mapping[str, Any] | None = None,
+        oauth_paths: Any = None,
+        oauth_response_mode: Literal["redirect", "json"] = "redirect",
+        oauth_default_redirect: str | None = None,
+        redirect_base_url: str | None = None,
         **not_yet: Any,
     ) -> None:
         unknown = sorted(set(not_yet) - set(_NOT_YET))
@@ -205,6 +207,34 @@ class CRUDAuth:
         )
         self._state.check_memory(production=self.production, warn=warn_on_memory_backend)
         self.sudo: SudoManager | None = self._build_sudo(sudo, limiter)
+        self._oauth: Any = None
+        if oauth is None:
+            stray = {
+                "oauth_paths": oauth_paths is not None,
+                "oauth_response_mode": oauth_response_mode != "redirect",
+                "oauth_default_redirect": oauth_default_redirect is not None,
+                "redirect_base_url": redirect_base_url is not None,
+            }
+            if any(stray.values()):
+                used_alone = sorted(k for k, v in stray.items() if v)
+                raise ConfigurationError(f"{used_alone} only apply with oauth=")
+        else:
+            session_transport = next(
+                (t for t in self.transports if isinstance(t, SessionTransport)), None
+            )
+            self._oauth = build_oauth(
+                self.runtime,
+                oauth=oauth,
+                oauth_paths=oauth_paths,
+                response_mode=oauth_response_mode,
+                default_redirect=oauth_default_redirect,
+                redirect_base_url=redirect_base_url,
+                pipeline=self._sign_in,
+                transports=self.transports,
+                session_transport=session_transport,
+                provision=self._registration.oauth_fields,
+                mailer=self._emails,
+            )
 
     def _build_sudo(
         self, config: SudoConfig | None, limiter: RateLimiterBackend
@@ -227,6 +257,8 @@ class CRUDAuth:
         falls back to memory on its own.
         """
         await self._state.initialize()
+        if self._oauth is not None:
+            await initialize_oauth(self._oauth, self.session)
 
     async def shutdown(self) -> None:
         """Close what crudauth opened (never a client the caller passed in)."""
@@ -261,7 +293,21 @@ class CRUDAuth:
             router.include_router(self._routes_of(transport))
         if self._emails is not None:
             router.include_router(build_recovery_router(self._emails, self.current_user()))
+        if self._oauth is not None:
+            from crudauth.oauth.router import build_oauth_router
+
+            router.include_router(build_oauth_router(self._oauth, self.current_user()))
         return router
+
+    @property
+    def oauth_accounts(self) -> OAuthAccountService | None:
+        """OAuth account resolution, linking and unlinking (``None`` without ``oauth=``)."""
+        return self._oauth.accounts if self._oauth is not None else None
+
+    @property
+    def oauth_providers(self) -> list[str]:
+        """The names of the configured OAuth providers, in order."""
+        return list(self._oauth.providers) if self._oauth is not None else []
 
     @property
     def emails(self) -> EmailFlowService | None:

@@ -56,6 +56,10 @@ class Purpose:
     EMAIL_CHANGE_TOKEN: Final = "email-change-token"  # noqa: S105 - a label, not a secret
     RECOVERY_STATE: Final = "recovery-state"
     RECOVERY_TARGET: Final = "recovery-target"
+    OAUTH_STATE: Final = "oauth-state"
+    OAUTH_BROWSER: Final = "oauth-browser"
+    OAUTH_LINK: Final = "oauth-link"
+    OAUTH_TOKENS: Final = "oauth-tokens"
 
 
 def _as_bytes(secret: str | bytes) -> bytes:

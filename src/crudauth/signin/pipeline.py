@@ -164,6 +164,8 @@ class Pending:
     state: AccountState
     #: The options the credential will be issued with (``remember_me``, ``scopes``).
     options: Mapping[str, Any]
+    #: What proved the first factor: ``"password"``, ``"oauth"``.
+    first_factor: str = "password"
 
 
 @dataclass(frozen=True)
@@ -230,11 +232,15 @@ class SignInPipeline:
         options: Mapping[str, Any],
         *,
         attempt: Attempt | None = None,
+        first_factor: str = "password",
     ) -> dict[str, Any]:
         """Steps 2 to 8 for a ``user`` whose first factor passed (``attempt``: the lockout
-        slots it holds, if it is metered). ``db`` is the session ``user`` was read in."""
+        slots it holds, if it is metered; ``first_factor``: what proved it, ``"password"`` or
+        ``"oauth"``). ``db`` is the session ``user`` was read in."""
         state = account_state(self.runtime, user)
-        challenge = await self.second_factor(Pending(request, transport, user, state, options))
+        challenge = await self.second_factor(
+            Pending(request, transport, user, state, options, first_factor)
+        )
         if challenge is not None:
             return challenge.body
         await transport.end_presented(request)
