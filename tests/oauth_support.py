@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
+import json
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -35,6 +37,10 @@ CLIENT_SECRET = "test-client-secret"
 @cache
 def signing_key(kid: str = "k1") -> RSAKey:
     return RSAKey.generate_key(2048, parameters={"kid": kid, "use": "sig", "alg": "RS256"})
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
 def s256(verifier: str) -> str:
@@ -173,9 +179,12 @@ class OIDCProvider:
             header = base64.urlsafe_b64encode(b'{"alg":"none","kid":"k1"}').rstrip(b"=")
             body = jwt.encode({"alg": "HS256"}, claims, OctKey.generate_key(256)).split(".")[1]
             return f"{header.decode()}.{body}."
-        if self.signing == "hs256":
+        if self.signing == "hs256":  # keyed with the provider's public key, as in the attack
             public = signing_key("k1").as_pem(private=False)
-            return jwt.encode({"alg": "HS256", "kid": "k1"}, claims, OctKey.import_key(public))
+            head = _b64(json.dumps({"alg": "HS256", "kid": "k1"}).encode())
+            body = _b64(json.dumps(claims).encode())
+            mac = hmac.new(public, f"{head}.{body}".encode(), hashlib.sha256).digest()
+            return f"{head}.{body}.{_b64(mac)}"
         key = signing_key("k1") if self.signing == "rs256" else signing_key("rogue")
         kid = "k1" if self.signing in ("rs256", "other-key") else "unknown"
         return jwt.encode({"alg": "RS256", "kid": kid}, claims, key)

@@ -234,6 +234,7 @@ class CRUDAuth:
                 session_transport=session_transport,
                 provision=self._registration.oauth_fields,
                 mailer=self._emails,
+                claims=self._accounts,
             )
 
     def _build_sudo(

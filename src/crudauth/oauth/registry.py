@@ -37,9 +37,6 @@ class OAuthProviderFactory:
 
         registered = cls._providers.get(name)
         if registered is not None:
-            if issubclass(registered, GenericOIDCProvider):
-                return registered(credentials, name=name, **options)
-            options.pop("clock", None)
             return registered(credentials, name=name, **options)
         if credentials.issuer:
             return GenericOIDCProvider(credentials, name=name, **options)

@@ -65,6 +65,26 @@ class LinkMailer(Protocol):
     ) -> None: ...
 
 
+class ClaimSecurer(Protocol):
+    """Ends what a stranger may hold on an account whose unverified address its owner just
+    proved (``AccountService.secure_claimed_account``)."""
+
+    async def secure_claimed_account(self, db: AsyncSession, user: Any, spend: Any) -> None: ...
+
+
+class _Spent:
+    """The link token, already taken from the store: given back if the commit fails."""
+
+    def __init__(self, runtime: AuthRuntime, key: str, raw: str, ttl: int) -> None:
+        self.runtime, self.key, self.raw, self.ttl = runtime, key, raw, ttl
+
+    async def consume(self) -> None:
+        return None
+
+    async def restore(self) -> None:
+        await self.runtime.tokens.set(self.key, self.raw, self.ttl)
+
+
 @dataclass(frozen=True)
 class Resolved:
     user: Any
@@ -81,12 +101,14 @@ class OAuthAccountService:
         identities: IdentityRepository | None = None,
         provision: Provision | None = None,
         mailer: LinkMailer | None = None,
+        claims: ClaimSecurer | None = None,
         link_ttl: int = LINK_TTL_SECONDS,
     ) -> None:
         self.runtime = runtime
         self.identities = identities or IdentityRepository()
         self.provision = provision
         self.mailer = mailer
+        self.claims = claims
         self.link_ttl = link_ttl
 
     # -- resolution -------------------------------------------------------------------------
@@ -232,10 +254,11 @@ class OAuthAccountService:
         """Link the identity a confirmation mail was about; its user. Single use; void once
         the account's address or epoch (a password change) moved."""
         runtime, repo = self.runtime, self.runtime.repo
-        raw = None
+        raw, key = None, ""
         if token and len(token) <= 128:
             for digest in runtime.keys.digests(Purpose.OAUTH_LINK, token):
-                raw = await runtime.tokens.get_and_delete("oauth_link:" + digest)
+                key = "oauth_link:" + digest
+                raw = await runtime.tokens.get_and_delete(key)
                 if raw is not None:
                     break
         if raw is None:
@@ -255,6 +278,11 @@ class OAuthAccountService:
         )
         if await self.linked_user(db, info) is not None:
             raise OAuthFailure(PROVIDER_ALREADY_LINKED)
+        if not repo.value(user, "email_verified", False) and self.claims is not None:
+            # Pre-account hijacking: someone registered this address without proving it.
+            # The mailbox's owner just did; the registrant's password and sessions end.
+            spent = _Spent(runtime, key, raw, self.link_ttl)
+            await self.claims.secure_claimed_account(db, user, spent)
         await self.link(db, user, info)
         return user
 

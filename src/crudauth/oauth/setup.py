@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from crudauth.errors import ConfigurationError
-from crudauth.oauth.service import LinkMailer, OAuthAccountService, Provision
+from crudauth.oauth.service import ClaimSecurer, LinkMailer, OAuthAccountService, Provision
 from crudauth.oauth.types import OAuthCredentials, OAuthFailure
 from crudauth.runtime import AuthRuntime
 from crudauth.signin.pipeline import SignInPipeline
@@ -29,6 +29,7 @@ def build_oauth(
     session_transport: Transport | None,
     provision: Provision | None,
     mailer: LinkMailer | None,
+    claims: ClaimSecurer | None = None,
 ) -> Any:
     """The ``OAuthFlow`` for ``oauth={name: OAuthCredentials | provider}``."""
     try:
@@ -53,9 +54,10 @@ def build_oauth(
         if isinstance(value, Provider):
             providers[name] = value
         elif isinstance(value, OAuthCredentials):
-            providers[name] = OAuthProviderFactory.create(name, value, clock=runtime.clock)
+            providers[name] = OAuthProviderFactory.create(name, value)
         else:
             raise ConfigurationError(f"oauth[{name!r}] must be OAuthCredentials or a provider")
+        providers[name].bind_clock(runtime.clock)
     paths = oauth_paths if oauth_paths is not None else OAuthPaths()
     if isinstance(paths, Mapping):
         paths = OAuthPaths(**paths)
@@ -66,7 +68,7 @@ def build_oauth(
         response_mode=response_mode,  # type: ignore[arg-type] # checked by OAuthSettings
         default_redirect=_landing(default_redirect, base),
     )
-    accounts = OAuthAccountService(runtime, provision=provision, mailer=mailer)
+    accounts = OAuthAccountService(runtime, provision=provision, mailer=mailer, claims=claims)
     return OAuthFlow(runtime, providers, accounts, pipeline, session_transport, settings)
 
 

@@ -23,6 +23,7 @@ import httpx
 from authlib.oauth2.rfc6749.parameters import prepare_grant_uri, prepare_token_request
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
+from crudauth.clock import SystemClock
 from crudauth.errors import ConfigurationError
 from crudauth.oauth.types import (
     OAUTH_FAILED,
@@ -102,6 +103,11 @@ class AbstractOAuthProvider(ABC):
         self.timeout = timeout
         #: An httpx transport for every call (tests point it at an in-process provider).
         self.transport = transport
+        #: Caches (discovery, key set) age on this clock; ``CRUDAuth`` gives it its own.
+        self.clock: Any = SystemClock()
+
+    def bind_clock(self, clock: Any) -> None:
+        self.clock = clock
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.provider_name!r})"

@@ -90,7 +90,6 @@ class GenericOIDCProvider(AbstractOAuthProvider):
         issuer: str | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         transport: httpx.AsyncBaseTransport | None = None,
-        clock: Any = None,
     ) -> None:
         super().__init__(credentials, name=name, timeout=timeout, transport=transport)
         configured = issuer or credentials.issuer or self.default_issuer
@@ -107,15 +106,10 @@ class GenericOIDCProvider(AbstractOAuthProvider):
         self._discovered_at: float | None = None
         self._keys: KeySet | None = None
         self._keys_at = 0.0
-        self._clock = clock
 
     def _now(self) -> float:
-        if self._clock is not None:
-            now: float = self._clock.now()
-            return now
-        import time
-
-        return time.time()
+        now: float = self.clock.now()
+        return now
 
     # -- discovery --------------------------------------------------------------------------
 
