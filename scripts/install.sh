@@ -20,3 +20,15 @@ if ! command -v chromium >/dev/null 2>&1; then
     echo "warning: chromium is missing and cannot be installed; browser tests will fail" >&2
   fi
 fi
+
+# The OpenID Connect provider the OAuth tests sign in at (npm `oidc-provider`, tests/oidc).
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  echo "error: node and npm are required (Node.js 20.19+): the OAuth tests run a real" \
+    "OpenID Connect provider from tests/oidc" >&2
+  exit 1
+fi
+# npm writes node_modules/.package-lock.json at the end of an install: newer than the lockfile
+# means the tree is already what the lockfile says.
+if [ ! tests/oidc/node_modules/.package-lock.json -nt tests/oidc/package-lock.json ]; then
+  (cd tests/oidc && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+fi

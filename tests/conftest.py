@@ -24,6 +24,9 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from crudauth import AuthUserMixin, CookieConfig, CRUDAuth, FrozenClock, PasswordHasher, Principal
 
+# Fixtures for the OAuth tests: the OIDC provider, the GitHub stub and the rogue provider.
+pytest_plugins = ["tests.oidc_support"]
+
 SECRET = "test-secret-key-that-is-long-enough-0123456789"
 POSTGRES_URL = os.environ.get(
     "CRUDAUTH_TEST_POSTGRES", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
