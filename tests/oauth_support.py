@@ -189,9 +189,11 @@ class OIDCProvider:
         kid = "k1" if self.signing in ("rs256", "other-key") else "unknown"
         return jwt.encode({"alg": "RS256", "kid": kid}, claims, key)
 
-    def provider(self, name: str = "corp") -> GenericOIDCProvider:
+    def provider(self, name: str = "corp", *, store_tokens: bool = False) -> GenericOIDCProvider:
         provider = GenericOIDCProvider(
-            OAuthCredentials(CLIENT_ID, CLIENT_SECRET, issuer=self.issuer),
+            OAuthCredentials(
+                CLIENT_ID, CLIENT_SECRET, issuer=self.issuer, store_tokens=store_tokens
+            ),
             name=name,
             transport=httpx.ASGITransport(app=self.app()),
         )

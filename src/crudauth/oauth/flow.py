@@ -101,8 +101,8 @@ class OAuthFlow:
         self.transport = transport
         self.settings = settings
         self.state = StateStore(runtime)
-        stores = any(p.credentials.store_tokens for p in self.providers.values())
-        self.cipher = TokenCipher(runtime.keys) if stores else None
+        if any(p.credentials.store_tokens for p in self.providers.values()):
+            TokenCipher(runtime.keys)  # store_tokens needs cryptography: say so at startup
 
     def provider(self, name: str) -> AbstractOAuthProvider:
         found = self.providers.get(name)
@@ -159,10 +159,8 @@ class OAuthFlow:
         now = self.runtime.clock.now()
         info = await provider.identify(tokens, nonce=record.nonce, now=now)
         resolved = await self.accounts.resolve(db, info, link_user_id=record.link_user_id)
-        if self.cipher is not None and provider.credentials.store_tokens:
-            await self.accounts.identities.store_tokens(
-                db, info.provider, info.provider_id, self.cipher.encrypt(tokens.raw)
-            )
+        if provider.credentials.store_tokens:
+            await self.accounts.keep_tokens(db, info, tokens.raw)
         body = await self._sign_in(request, response, db, resolved.user, info, resolved.created)
         redirect_to = record.redirect_to or self.settings.default_redirect
         return SignedIn(body, redirect_to, info, resolved.user)

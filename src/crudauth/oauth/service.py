@@ -286,6 +286,29 @@ class OAuthAccountService:
         await self.link(db, user, info)
         return user
 
+    # -- provider tokens (``store_tokens=True``) -------------------------------------------
+
+    async def keep_tokens(
+        self, db: AsyncSession, info: OAuthUserInfo, tokens: Mapping[str, Any]
+    ) -> None:
+        """Store the provider's token response with the identity, encrypted."""
+        from crudauth.oauth.tokens import TokenCipher
+
+        sealed = TokenCipher(self.runtime.keys).encrypt(tokens)
+        await self.identities.store_tokens(db, info.provider, info.provider_id, sealed)
+
+    async def stored_tokens(
+        self, db: AsyncSession, user: Any, provider: str
+    ) -> dict[str, Any] | None:
+        """The last token response of ``user``'s ``provider`` identity, if it was kept."""
+        from crudauth.oauth.tokens import TokenCipher
+
+        mine = [i for i in await self.list_identities(db, user) if i.provider == provider]
+        if not mine:
+            return None
+        sealed = await self.identities.tokens_of(db, provider, mine[0].subject)
+        return TokenCipher(self.runtime.keys).decrypt(sealed) if sealed else None
+
     # -- the identities of a user -----------------------------------------------------------
 
     async def list_identities(self, db: AsyncSession, user: Any) -> list[Identity]:
