@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +27,13 @@ def source() -> str:
 
 def test_every_feature_extra_is_used_by_the_package() -> None:
     # The distribution each extra brings, and the module the package imports from it.
-    modules = {"redis": "redis", "cryptography": "cryptography", "user-agents": "user_agents"}
+    modules = {
+        "redis": "redis",
+        "cryptography": "cryptography",
+        "user-agents": "user_agents",
+        "authlib": "authlib",
+        "httpx": "httpx",
+    }
     code = source()
     for name, requirements in extras().items():
         if name in ("all", "dev"):
@@ -39,8 +48,21 @@ def test_every_feature_extra_is_used_by_the_package() -> None:
 
 
 def test_extras_are_the_features_that_exist() -> None:
-    assert set(extras()) == {"redis", "jwt-keys", "useragent", "all", "dev"}
-    assert extras()["all"] == ["crudauth[redis,jwt-keys,useragent]"]
+    assert set(extras()) == {"redis", "jwt-keys", "useragent", "oauth", "all", "dev"}
+    assert extras()["all"] == ["crudauth[redis,jwt-keys,useragent,oauth]"]
+
+
+def test_the_package_imports_without_the_oauth_extra() -> None:
+    # Authlib and httpx load only when oauth= is used (or crudauth.oauth's providers are).
+    code = (
+        "import sys, crudauth, crudauth.oauth;"
+        "from crudauth import OAuthCredentials, OAuthAccountService;"
+        "print(sorted(m for m in ('authlib', 'httpx', 'joserfc') if m in sys.modules))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
 
 
 def test_asymmetric_keys_point_at_the_jwt_keys_extra() -> None:

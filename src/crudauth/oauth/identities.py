@@ -22,9 +22,10 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     delete,
+    inspect,
     select,
 )
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 IDENTITIES_TABLE: Final = "crudauth_oauth_identities"
@@ -79,9 +80,21 @@ class IdentityRepository:
     table = identities_table
 
     async def create_table(self, db: AsyncSession) -> None:
-        connection = await db.connection()
-        await connection.run_sync(identities_metadata.create_all, checkfirst=True)
-        await db.commit()
+        """Create the table if it is missing. Several workers starting at once may race to
+        create it: the loser's error is fine as long as the table exists afterwards."""
+        try:
+            connection = await db.connection()
+            await connection.run_sync(identities_metadata.create_all, checkfirst=True)
+            await db.commit()
+        except SQLAlchemyError:
+            await db.rollback()
+            connection = await db.connection()
+            exists = await connection.run_sync(
+                lambda sync: inspect(sync).has_table(IDENTITIES_TABLE)
+            )
+            await db.rollback()
+            if not exists:
+                raise
 
     async def find(self, db: AsyncSession, provider: str, subject: str) -> Identity | None:
         t = self.table
