@@ -1,9 +1,15 @@
-"""A real OpenID Connect provider (npm `oidc-provider`, tests/oidc/provider.mjs) for the tests.
+"""The outside world of an OAuth sign-in, on loopback, as pytest fixtures (tests/oidc/README.md).
 
-`oidc_provider_factory` (session fixture) starts one Node process per distinct configuration on
-a free 127.0.0.1 port and stops them all at the end of the run; `oidc_provider` is the provider
-with the default clients and accounts. `complete_login` plays the user at the provider (login
-form, consent screen) over plain HTTP and hands back the redirect to the client.
+- A real OpenID Connect provider (npm `oidc-provider`, tests/oidc/provider.mjs):
+  `oidc_provider_factory` (session fixture) starts one Node process per distinct configuration
+  on a free 127.0.0.1 port and stops them all at the end of the run; `oidc_provider` is the one
+  with the default clients and accounts. `complete_login` plays the user at the provider (login
+  form, consent screen) over plain HTTP and hands back the redirect to the client.
+- `github_stub`: GitHub's OAuth and user endpoints (tests/apps/github_stub.py).
+- `rogue_oidc`: a provider that tampers in one chosen way (tests/apps/rogue_oidc.py).
+
+The last two run in a thread of the test process for the whole session; their function-scoped
+fixtures reset every switch before each test.
 """
 
 from __future__ import annotations
@@ -20,15 +26,21 @@ from dataclasses import asdict, dataclass, field
 from html import unescape
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import parse_qs, urljoin, urlsplit
 
 import httpx
 import pytest
+
+from tests.apps.github_stub import GitHubStub
+from tests.apps.rogue_oidc import RogueOIDC
+from tests.loopback_server import LoopbackServer
 
 OIDC_DIR = Path(__file__).resolve().parent / "oidc"
 
 # Callbacks of apps served by httpx's ASGITransport (base_url http://testserver) under the
 # default `/oauth` prefix; pass your own to the factory for anything else.
+LOG_TAIL_LINES = 60
+
 DEFAULT_REDIRECT_URIS = (
     "http://testserver/oauth/oidc/callback",
     "http://testserver/oauth/corp/callback",
@@ -227,9 +239,24 @@ class OIDCProviderFactory:
             self._running[key] = provider
         return provider
 
+    def running(self) -> list[OIDCProvider]:
+        return list(self._running.values())
+
     def stop_all(self) -> None:
         for provider in self._running.values():
             provider.stop()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """A failed test that used the OIDC provider shows the tail of the provider's log."""
+    report = yield
+    factory = getattr(item, "funcargs", {}).get("oidc_provider_factory")
+    if report.failed and isinstance(factory, OIDCProviderFactory):
+        for provider in factory.running():
+            tail = "\n".join(provider.logs().splitlines()[-LOG_TAIL_LINES:])
+            report.sections.append((f"oidc-provider log ({provider.issuer})", tail))
+    return report
 
 
 @pytest.fixture(scope="session")
@@ -247,6 +274,38 @@ def oidc_provider(oidc_provider_factory: OIDCProviderFactory) -> OIDCProvider:
     return oidc_provider_factory()
 
 
+@pytest.fixture(scope="session")
+def github_stub_server() -> Iterator[GitHubStub]:
+    stub = GitHubStub()
+    server = LoopbackServer(stub, name="github-stub")
+    stub.base_url = server.start()
+    yield stub
+    server.stop()
+
+
+@pytest.fixture
+def github_stub(github_stub_server: GitHubStub) -> GitHubStub:
+    """The GitHub stub with every switch off and no codes or tokens outstanding."""
+    github_stub_server.reset()
+    return github_stub_server
+
+
+@pytest.fixture(scope="session")
+def rogue_oidc_server() -> Iterator[RogueOIDC]:
+    rogue = RogueOIDC()
+    server = LoopbackServer(rogue, name="rogue-oidc")
+    rogue.base_url = server.start()
+    yield rogue
+    server.stop()
+
+
+@pytest.fixture
+def rogue_oidc(rogue_oidc_server: RogueOIDC) -> RogueOIDC:
+    """The rogue provider, honest until the test sets `mode`, with its first signing key."""
+    rogue_oidc_server.reset()
+    return rogue_oidc_server
+
+
 class ProviderInteractionError(AssertionError):
     """The provider showed something `complete_login` cannot go on from."""
 
@@ -256,6 +315,11 @@ _FORM = re.compile(r'<form method="post" action="([^"]+)" data-prompt="(\w+)">')
 
 def _forms(html: str) -> dict[str, str]:
     return {prompt: unescape(action) for action, prompt in _FORM.findall(html)}
+
+
+def callback_params(url: str) -> dict[str, str]:
+    """The query of a redirect to the client: `code`, `state`, `iss`, or `error`."""
+    return {k: v[0] for k, v in parse_qs(urlsplit(url).query, keep_blank_values=True).items()}
 
 
 def _origin(url: str) -> tuple[str, str]:

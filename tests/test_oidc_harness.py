@@ -1,16 +1,16 @@
-"""The OAuth test harness works: each server behaves as the tests built on it assume.
+"""The OIDC provider of the OAuth test harness behaves as the tests built on it assume.
 
 Driven with Authlib's httpx client and joserfc directly, not through crudauth, so a failure here
-points at the harness and not at the library.
+points at the harness and not at the library. The GitHub stub and the rogue provider have
+test_oidc_harness_github.py and test_oidc_harness_rogue.py.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
+import json
 import secrets
+import subprocess
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -18,26 +18,20 @@ from authlib.integrations.httpx_client import AsyncOAuth2Client, OAuthError
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
+from tests.apps.rogue_oidc import half_hash
 from tests.oidc_support import (
     ALICE,
     BASIC_CLIENT_ID,
     BOB,
+    OIDC_DIR,
     POST_CLIENT_ID,
     OIDCProvider,
     ProviderInteractionError,
+    callback_params,
     complete_login,
 )
 
 REDIRECT_URI = "http://testserver/oauth/oidc/callback"
-
-
-def query(url: str) -> dict[str, str]:
-    return {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
-
-
-def at_hash(access_token: str) -> str:
-    digest = hashlib.sha256(access_token.encode()).digest()
-    return base64.urlsafe_b64encode(digest[:16]).rstrip(b"=").decode()
 
 
 def oidc_client(provider: OIDCProvider, client_id: str) -> AsyncOAuth2Client:
@@ -79,7 +73,7 @@ async def test_code_flow_with_pkce_yields_an_id_token_valid_against_the_provider
         url, state, verifier, nonce = await authorize(oidc_provider, client)
         callback = await complete_login(url, ALICE.email, ALICE.password)
         assert callback.startswith(REDIRECT_URI + "?")
-        params = query(callback)
+        params = callback_params(callback)
         assert params["state"] == state
         assert params["iss"] == oidc_provider.issuer  # RFC 9207
         token = await client.fetch_token(
@@ -98,9 +92,8 @@ async def test_code_flow_with_pkce_yields_an_id_token_valid_against_the_provider
     ).validate(id_token.claims)
     assert id_token.header["kid"] in {k.kid for k in keys}
     # at_hash is optional for an ID token from the token endpoint; oidc-provider omits it.
-    assert id_token.claims.get("at_hash", at_hash(token["access_token"])) == at_hash(
-        token["access_token"]
-    )
+    expected_at_hash = half_hash(token["access_token"])
+    assert id_token.claims.get("at_hash", expected_at_hash) == expected_at_hash
     assert id_token.claims["email"] == ALICE.email
     assert id_token.claims["email_verified"] is True
     assert userinfo == {
@@ -136,7 +129,7 @@ async def test_an_authorization_request_without_pkce_is_refused(
         endpoint = oidc_provider.metadata["authorization_endpoint"]
         url, state = client.create_authorization_url(endpoint, nonce="n")  # no code_verifier
     callback = await complete_login(url, ALICE.email, ALICE.password)
-    params = query(callback)
+    params = callback_params(callback)
     assert params["error"] == "invalid_request"
     assert params["state"] == state
 
@@ -145,7 +138,7 @@ async def test_denied_consent_gives_access_denied(oidc_provider: OIDCProvider) -
     async with oidc_client(oidc_provider, BASIC_CLIENT_ID) as client:
         url, state, _, _ = await authorize(oidc_provider, client)
     callback = await complete_login(url, ALICE.email, ALICE.password, consent=False)
-    params = query(callback)
+    params = callback_params(callback)
     assert params["error"] == "access_denied"
     assert params["state"] == state
     assert params["iss"] == oidc_provider.issuer
@@ -157,6 +150,14 @@ async def test_a_wrong_password_stops_at_the_login_form(oidc_provider: OIDCProvi
         url, _, _, _ = await authorize(oidc_provider, client)
     with pytest.raises(ProviderInteractionError, match="Invalid login or password"):
         await complete_login(url, ALICE.email, "not-the-password")
+
+
+async def test_an_interaction_without_its_cookie_is_an_error_page(
+    oidc_provider: OIDCProvider,
+) -> None:
+    with pytest.raises(ProviderInteractionError, match="provider answered 400"):
+        await complete_login(f"{oidc_provider.issuer}/interaction/abc", "x", "y")
+    assert '"event":"interaction.error"' in oidc_provider.logs()
 
 
 async def test_an_unverified_account_signs_in_with_email_verified_false(
@@ -181,5 +182,44 @@ async def test_a_signed_in_browser_skips_the_login_form_but_not_a_new_state(
         await complete_login(first, ALICE.email, ALICE.password, browser=browser)
         second, state, _, _ = await authorize(oidc_provider, c)
         callback = await complete_login(second, "ignored", "ignored", browser=browser)
-    assert query(callback)["state"] == state
-    assert "code" in query(callback)
+    assert callback_params(callback)["state"] == state
+    assert "code" in callback_params(callback)
+
+
+def test_the_provider_exits_when_its_parent_goes() -> None:
+    """Stdin closing (the parent died, even by SIGKILL) or the parent pid vanishing ends it."""
+    script = str(OIDC_DIR / "provider.mjs")
+    parent = subprocess.Popen(["sleep", "60"])
+    by_stdin = subprocess.Popen(
+        ["node", script],
+        cwd=OIDC_DIR,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    by_pid = subprocess.Popen(
+        ["node", script, "--no-stdin-watch", "--parent-pid", str(parent.pid)],
+        cwd=OIDC_DIR,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for child in (by_stdin, by_pid):
+            assert child.stdout is not None
+            ready = json.loads(child.stdout.readline())
+            assert ready["issuer"] == f"http://127.0.0.1:{ready['port']}"
+        assert by_stdin.stdin is not None
+        by_stdin.stdin.close()
+        parent.kill()
+        parent.wait()
+        assert by_stdin.wait(timeout=15) == 0
+        assert by_pid.wait(timeout=15) == 0
+    finally:
+        for process in (parent, by_stdin, by_pid):
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+            for pipe in (process.stdout,):
+                if pipe is not None:
+                    pipe.close()

@@ -151,7 +151,17 @@ function interactions(provider, accounts) {
     if (!match) return next();
     ctx.set('Cache-Control', 'no-store');
     const [, uid, action] = match;
-    const interaction = await provider.interactionDetails(ctx.req, ctx.res);
+    let interaction;
+    try {
+      interaction = await provider.interactionDetails(ctx.req, ctx.res);
+    } catch (error) {
+      // An expired or foreign interaction (no cookie): say so instead of a bare 500.
+      log('interaction.error', { uid, error: error?.message ?? String(error) });
+      ctx.status = error?.statusCode ?? 400;
+      ctx.type = 'html';
+      ctx.body = page('Error', `<pre id="error">${escapeHtml(error?.message ?? error)}</pre>`);
+      return undefined;
+    }
     if (interaction.uid !== uid) ctx.throw(400, 'interaction mismatch');
     const { prompt, params } = interaction;
     if (!action) {
