@@ -253,3 +253,17 @@ async def test_a_custom_provider_registered_with_the_factory_signs_in(make_env):
     answer = await env.client.get(back)
     assert answer.headers["location"] == f"{BASE}/"
     assert (await env.client.get("/me")).json()["username"] == "octo_cat"
+
+
+async def test_the_identity_of_a_deleted_account_signs_up_afresh(make_env):
+    provider = OIDCProvider().provider()
+    env = await oauth_env(make_env, {"corp": provider})
+    await sign_in(env.client, provider, "corp")
+    async with env.sessionmaker() as db:
+        user = await env.auth.repo.find_by(db, "email", "ada@example.com")
+        await db.delete(user)
+        await db.commit()
+    env.client.cookies.clear()
+    answer = await sign_in(env.client, provider, "corp")
+    assert answer.headers["location"] == f"{BASE}/"
+    assert (await env.client.get("/me")).json()["email"] == "ada@example.com"

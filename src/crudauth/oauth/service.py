@@ -139,7 +139,11 @@ class OAuthAccountService:
         repo = self.runtime.repo
         found = await self.identities.find(db, info.provider, info.provider_id)
         if found is not None:
-            return await repo.get(db, found.user_id)
+            user = await repo.get(db, found.user_id)
+            if user is not None:
+                return user
+            # The account was deleted: its links go with it, and the identity is free again.
+            await self.identities.remove(db, found.id, found.user_id)
         column = self._legacy_column(info.provider)
         if column is None:
             return None

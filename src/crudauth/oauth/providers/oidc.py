@@ -58,8 +58,8 @@ ID_TOKEN_ALGORITHMS: Final = (
 LEEWAY_SECONDS: Final = 60
 #: How long a fetched key set is used before it is fetched again.
 JWKS_TTL_SECONDS: Final = 3600.0
-#: An unknown ``kid`` refetches the key set at most this often (a flood of forged tokens
-#: cannot make crudauth hammer the provider).
+#: An unknown ``kid`` refetches the key set at most once in this many seconds (a flood of
+#: forged tokens cannot make crudauth hammer the provider).
 JWKS_REFETCH_INTERVAL: Final = 60.0
 #: Discovery is fetched again after this long.
 DISCOVERY_TTL_SECONDS: Final = 24 * 3600.0
@@ -106,6 +106,8 @@ class GenericOIDCProvider(AbstractOAuthProvider):
         self._discovered_at: float | None = None
         self._keys: KeySet | None = None
         self._keys_at = 0.0
+        #: When an unknown ``kid`` last made us fetch the key set.
+        self._forced_at = float("-inf")
 
     def _now(self) -> float:
         now: float = self.clock.now()
@@ -169,8 +171,9 @@ class GenericOIDCProvider(AbstractOAuthProvider):
         if keys is None or now - self._keys_at > JWKS_TTL_SECONDS:
             return await self._fetch_keys()
         known = {k.kid for k in keys.keys}
-        if kid is not None and kid not in known and now - self._keys_at >= JWKS_REFETCH_INTERVAL:
-            return await self._fetch_keys()  # the provider rotated its keys
+        if kid is not None and kid not in known and now - self._forced_at >= JWKS_REFETCH_INTERVAL:
+            self._forced_at = now  # the provider may have rotated its keys: look once
+            return await self._fetch_keys()
         return keys
 
     # -- the ID token -----------------------------------------------------------------------
