@@ -282,3 +282,24 @@ async def test_the_default_timeout_is_ten_seconds(make_env):
     env = await corp_env(make_env)
     assert env.provider.timeout == 10.0
     assert env.provider.http_client().timeout.read == 10.0
+
+
+async def test_the_state_cookie_is_cleared_with_its_attributes(make_env):
+    env = await corp_env(make_env)
+    answer = await env.client.get(await callback_url(env))
+    [cleared] = [c for c in answer.headers.get_list("set-cookie") if c.startswith("oauth_state=")]
+    assert "Max-Age=0" in cleared and "HttpOnly" in cleared and "SameSite=lax" in cleared
+
+
+async def test_linking_with_a_provider_that_is_down_is_a_400_not_a_500(make_env):
+    env = await corp_env(make_env, OIDCProvider(discovery_issuer="http://127.0.0.1:9/evil"))
+    await env.client.post(
+        "/register",
+        json={"username": "bob", "email": "bob@example.com", "password": "correct horse 1"},
+    )
+    await env.client.post("/login", data={"username": "bob", "password": "correct horse 1"})
+    csrf = {"X-CSRF-Token": env.client.cookies["csrf_token"]}
+    answer = await env.client.post("/oauth/corp/link", headers=csrf)
+    assert answer.status_code == 400
+    assert answer.json() == {"detail": "oauth_failed"}
+    assert (await env.client.post("/oauth/corp/link")).status_code == 403  # no CSRF header

@@ -117,10 +117,7 @@ def build_oauth_router(flow: OAuthFlow, current_user: Any) -> APIRouter:
     async def unlink(principal: User, db: Db, identity_id: str) -> Any:
         """Unlink one provider (refused when it is the account's last way to sign in)."""
         with http_errors():
-            try:
-                await flow.accounts.unlink(db, principal.user, identity_id)
-            except OAuthFailure as exc:
-                return JSONResponse({"detail": exc.code}, 400, headers={"X-Error-Code": exc.code})
+            await flow.accounts.unlink(db, principal.user, identity_id)
         return {"detail": "Identity unlinked."}
 
     @router.post("/link/confirm")
@@ -128,10 +125,7 @@ def build_oauth_router(flow: OAuthFlow, current_user: Any) -> APIRouter:
         """Confirm, from the mailed link, that a provider may sign in to this account."""
         with http_errors():
             await runtime.throttles.hit_address("oauth_link_confirm", runtime.client_ip(request))
-            try:
-                await flow.accounts.confirm_link(db, body.token)
-            except OAuthFailure as exc:
-                return JSONResponse({"detail": exc.code}, 400, headers={"X-Error-Code": exc.code})
+            await flow.accounts.confirm_link(db, body.token)
         return {"detail": "Account linked."}
 
     return router

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from crudauth.errors import CrudAuthError
+from crudauth.errors import OAuthFailure as OAuthFailure  # lives with the domain errors
 
 #: The error codes of the callback (the reference's, then crudauth's own).
 OAUTH_FAILED = "oauth_failed"
@@ -21,18 +21,6 @@ ACCOUNT_INACTIVE = "account_inactive"
 LINK_CONFIRMATION_REQUIRED = "link_confirmation_required"
 #: Unlinking would leave the account with no way to sign in.
 LAST_SIGN_IN_METHOD = "last_sign_in_method"
-
-
-class OAuthFailure(CrudAuthError):
-    """An OAuth sign-in or link refused with one of the codes above."""
-
-    code = OAUTH_FAILED
-
-    def __init__(self, code: str, cause: str = "") -> None:
-        super().__init__(code)
-        self.code = code
-        #: Why, for the log (never sent to the client).
-        self.cause = cause or code
 
 
 @dataclass(frozen=True)
