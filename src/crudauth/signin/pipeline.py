@@ -164,7 +164,7 @@ class Pending:
     state: AccountState
     #: The options the credential will be issued with (``remember_me``, ``scopes``).
     options: Mapping[str, Any]
-    #: What proved the first factor: ``"password"``, ``"oauth"``.
+    #: How the first factor was proven: ``"password"``, ``"oauth"``, ...
     first_factor: str = "password"
 
 
@@ -235,12 +235,10 @@ class SignInPipeline:
         first_factor: str = "password",
     ) -> dict[str, Any]:
         """Steps 2 to 8 for a ``user`` whose first factor passed (``attempt``: the lockout
-        slots it holds, if it is metered; ``first_factor``: what proved it, ``"password"`` or
-        ``"oauth"``). ``db`` is the session ``user`` was read in."""
+        slots it holds, if it is metered). ``db`` is the session ``user`` was read in."""
         state = account_state(self.runtime, user)
-        challenge = await self.second_factor(
-            Pending(request, transport, user, state, options, first_factor)
-        )
+        pending = Pending(request, transport, user, state, options, first_factor)
+        challenge = await self.second_factor(pending)
         if challenge is not None:
             return challenge.body
         await transport.end_presented(request)
