@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -303,3 +304,27 @@ async def test_linking_with_a_provider_that_is_down_is_a_400_not_a_500(make_env)
     assert answer.status_code == 400
     assert answer.json() == {"detail": "oauth_failed"}
     assert (await env.client.post("/oauth/corp/link")).status_code == 403  # no CSRF header
+
+
+@pytest.mark.redis
+async def test_one_callback_sent_four_times_at_once_signs_in_once(make_env):
+    from tests.conftest import REDIS_TEST_URL
+
+    env = await corp_env(make_env, redis_url=REDIS_TEST_URL)
+    url = await callback_url(env)
+    cookies = {"oauth_state": env.client.cookies["oauth_state"]}
+    clients = [
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=env.app), base_url=BASE, cookies=cookies
+        )
+        for _ in range(4)
+    ]
+    try:
+        answers = await asyncio.gather(*(c.get(url) for c in clients))
+    finally:
+        for c in clients:
+            await c.aclose()
+    locations = sorted(a.headers["location"] for a in answers)
+    assert locations == [f"{BASE}/"] + [BAD_STATE] * 3
+    assert sum("session_id" in a.cookies for a in answers) == 1
+    assert env.idp.token_calls == 1
