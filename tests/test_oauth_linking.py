@@ -267,3 +267,26 @@ async def test_the_identity_of_a_deleted_account_signs_up_afresh(make_env):
     answer = await sign_in(env.client, provider, "corp")
     assert answer.headers["location"] == f"{BASE}/"
     assert (await env.client.get("/me")).json()["email"] == "ada@example.com"
+
+
+async def test_the_sql_store_creates_the_identities_table_with_its_own(make_env, tmp_path):
+    from sqlalchemy import inspect
+    from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
+
+    from crudauth import DatabaseStore
+
+    engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'store.db'}")
+    store = DatabaseStore(async_sessionmaker(engine))
+    try:
+        await make_env(
+            oauth={"corp": OIDCProvider().provider()},
+            redirect_base_url=BASE,
+            database_store=store,
+        )
+        assert "crudauth_oauth_identities" in store.metadata.tables
+        await store.create_tables()
+        async with engine.connect() as conn:
+            names = await conn.run_sync(lambda sync: inspect(sync).get_table_names())
+        assert "crudauth_oauth_identities" in names
+    finally:
+        await engine.dispose()

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from crudauth.errors import ConfigurationError
+from crudauth.oauth.identities import identities_table
 from crudauth.oauth.service import ClaimSecurer, LinkMailer, OAuthAccountService, Provision
 from crudauth.oauth.types import OAuthCredentials, OAuthFailure
 from crudauth.runtime import AuthRuntime
@@ -68,6 +69,11 @@ def build_oauth(
         response_mode=response_mode,  # type: ignore[arg-type] # checked by OAuthSettings
         default_redirect=_landing(default_redirect, base),
     )
+    store = runtime.database_store
+    if store is not None and identities_table.name not in store.metadata.tables:
+        # With the SQL store, its create_tables() and its metadata (for migrations) hold the
+        # identities table too.
+        identities_table.to_metadata(store.metadata)
     accounts = OAuthAccountService(runtime, provision=provision, mailer=mailer, claims=claims)
     return OAuthFlow(runtime, providers, accounts, pipeline, session_transport, settings)
 
