@@ -79,16 +79,17 @@ class OIDCProvider:
 
     def app(self) -> FastAPI:
         app = FastAPI()
-        path = urlsplit(self.issuer).path
+        path = urlsplit(self.issuer).path.rstrip("/")
+        base = self.issuer.rstrip("/")
 
         @app.get(f"{path}/.well-known/openid-configuration")
         async def discovery() -> dict[str, Any]:
             return {
                 "issuer": self.discovery_issuer or self.issuer,
-                "authorization_endpoint": f"{self.issuer}/auth",
-                "token_endpoint": f"{self.issuer}/token",
-                "userinfo_endpoint": f"{self.issuer}/me",
-                "jwks_uri": f"{self.issuer}/jwks",
+                "authorization_endpoint": f"{base}/auth",
+                "token_endpoint": f"{base}/token",
+                "userinfo_endpoint": f"{base}/me",
+                "jwks_uri": f"{base}/jwks",
                 "id_token_signing_alg_values_supported": ["RS256"],
                 "authorization_response_iss_parameter_supported": self.send_iss,
             }

@@ -208,3 +208,12 @@ async def test_an_existing_password_account_is_not_taken_over(make_env):
     assert answer.headers["location"] == f"{BASE}/?error=link_confirmation_required"
     assert "session_id" not in answer.cookies
     assert (await login(env.client, "ada_local", "correct horse battery")).status_code == 200
+
+
+async def test_an_issuer_with_a_trailing_slash_is_compared_as_discovery_states_it(make_env):
+    idp = OIDCProvider(issuer="http://127.0.0.1:9/tenant/")  # Auth0 writes its issuer so
+    provider = idp.provider()
+    env = await oauth_env(make_env, {"corp": provider})
+    answer = await sign_in(env.client, provider, "corp")
+    assert answer.headers["location"] == f"{BASE}/"
+    assert provider.issuer == "http://127.0.0.1:9/tenant/"

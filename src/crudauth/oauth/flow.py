@@ -173,7 +173,7 @@ class OAuthFlow:
             if getattr(provider, "sends_iss", False):
                 raise OAuthFailure(OAUTH_FAILED, "no iss in the authorization response")
             return
-        if iss.rstrip("/") != provider.issuer:
+        if iss != provider.issuer:
             raise OAuthFailure(OAUTH_FAILED, "iss of another issuer (mix-up)")
 
     async def _sign_in(

@@ -123,13 +123,18 @@ class GenericOIDCProvider(AbstractOAuthProvider):
             await self.discover()
 
     async def discover(self) -> None:
-        """Fetch ``/.well-known/openid-configuration``; its issuer must be ours exactly."""
+        """Fetch ``/.well-known/openid-configuration``; it must name our issuer."""
         assert self.issuer is not None
-        doc = await self.request_json("GET", f"{self.issuer}/.well-known/openid-configuration")
-        if not isinstance(doc, Mapping) or doc.get("issuer") != self.issuer:
+        base = self.issuer.rstrip("/")
+        doc = await self.request_json("GET", f"{base}/.well-known/openid-configuration")
+        named = doc.get("issuer") if isinstance(doc, Mapping) else None
+        # The configured issuer may leave out a trailing slash (Auth0 writes one); from here on
+        # every check compares with the issuer exactly as discovery states it.
+        if not isinstance(named, str) or named.rstrip("/") != base:
             raise OAuthFailure(
                 OAUTH_FAILED, f"{self.provider_name}: discovery names another issuer"
             )
+        self.issuer = named
         try:
             self.authorize_url = check_endpoint(str(doc["authorization_endpoint"]), "authorize")
             self.token_url = check_endpoint(str(doc["token_endpoint"]), "token endpoint")
