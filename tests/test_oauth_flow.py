@@ -217,3 +217,20 @@ async def test_an_issuer_with_a_trailing_slash_is_compared_as_discovery_states_i
     answer = await sign_in(env.client, provider, "corp")
     assert answer.headers["location"] == f"{BASE}/"
     assert provider.issuer == "http://127.0.0.1:9/tenant/"
+
+
+@pytest.mark.parametrize("landing", ["/\\evil.example", "//evil.example", "http://evil.example/"])
+def test_an_unsafe_default_redirect_is_refused(landing):
+    from crudauth import ConfigurationError, CRUDAuth
+    from tests.conftest import SECRET, User
+
+    with pytest.raises(ConfigurationError, match="oauth_default_redirect"):
+        CRUDAuth(
+            session=lambda: None,
+            user_model=User,
+            SECRET_KEY=SECRET,
+            oauth={"google": OAuthCredentials("id", "secret")},
+            redirect_base_url=BASE,
+            oauth_default_redirect=landing,
+            warn_on_memory_backend=False,
+        )

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from crudauth.errors import ConfigurationError
+from crudauth.http.redirects import safe_redirect_path
 from crudauth.oauth.identities import identities_table
 from crudauth.oauth.service import ClaimSecurer, LinkMailer, OAuthAccountService, Provision
 from crudauth.oauth.types import OAuthCredentials, OAuthFailure
@@ -82,8 +83,11 @@ def _landing(value: str | None, base: str) -> str:
     """``oauth_default_redirect``: a same-origin path or an http(s) URL; else the site."""
     if value is None:
         return base + "/"
-    if value.startswith("/") and not value.startswith("//"):
-        return value
+    if value.startswith("/"):
+        path = safe_redirect_path(value)
+        if path is None:
+            raise ConfigurationError("oauth_default_redirect must be a plain path on this site")
+        return path
     from crudauth.oauth.providers.base import check_endpoint
 
     return check_endpoint(value, "oauth_default_redirect")
