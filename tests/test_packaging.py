@@ -32,6 +32,7 @@ def test_every_feature_extra_is_used_by_the_package() -> None:
         "cryptography": "cryptography",
         "user-agents": "user_agents",
         "authlib": "authlib",
+        "joserfc": "joserfc",
         "httpx": "httpx",
     }
     code = source()
