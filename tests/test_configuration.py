@@ -132,24 +132,6 @@ def test_column_map_over_an_existing_table_is_accepted():
     assert build(user_model=LegacyAccount, column_map=LEGACY_COLUMNS).repo
 
 
-# -- reference options: implemented, or refused ----------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "option",
-    [
-        {"oauth": {"google": object()}},
-        {"redirect_base_url": "https://app.example.com"},
-        {"oauth_response_mode": "json"},
-        {"oauth_response_mode": "nonsense"},
-        {"oauth_default_redirect": "/signed-in"},
-    ],
-)
-def test_oauth_options_are_refused_until_oauth_exists(option):
-    with pytest.raises(ConfigurationError, match="not available"):
-        build(**option)
-
-
 # -- production mode ------------------------------------------------------------------------
 
 

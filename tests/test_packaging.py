@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +33,9 @@ def test_every_feature_extra_is_used_by_the_package() -> None:
         "user-agents": "user_agents",
         "pyotp": "pyotp",
         "opentelemetry-api": "opentelemetry",
+        "authlib": "authlib",
+        "joserfc": "joserfc",
+        "httpx": "httpx",
     }
     code = source()
     for name, requirements in extras().items():
@@ -45,8 +51,31 @@ def test_every_feature_extra_is_used_by_the_package() -> None:
 
 
 def test_extras_are_the_features_that_exist() -> None:
-    assert set(extras()) == {"redis", "jwt-keys", "useragent", "mfa", "otel", "all", "dev", "docs"}
-    assert extras()["all"] == ["crudauth[redis,jwt-keys,useragent,mfa,otel]"]
+    assert set(extras()) == {
+        "redis",
+        "jwt-keys",
+        "useragent",
+        "mfa",
+        "otel",
+        "oauth",
+        "all",
+        "dev",
+        "docs",
+    }
+    assert extras()["all"] == ["crudauth[redis,jwt-keys,useragent,mfa,otel,oauth]"]
+
+
+def test_the_package_imports_without_the_oauth_extra() -> None:
+    # Authlib and httpx load only when oauth= is used (or crudauth.oauth's providers are).
+    code = (
+        "import sys, crudauth, crudauth.oauth;"
+        "from crudauth import OAuthCredentials, OAuthAccountService;"
+        "print(sorted(m for m in ('authlib', 'httpx', 'joserfc') if m in sys.modules))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
 
 
 def test_the_docs_extra_pins_the_site_build_tools() -> None:

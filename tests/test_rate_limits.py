@@ -347,6 +347,8 @@ def test_the_defaults_are_the_documented_ones() -> None:
         "logout_all": RateLimit(10, 3600),
         "csrf_refresh": RateLimit(30, 3600),
         "oauth_authorize": RateLimit(30, 3600),
+        "oauth_callback": RateLimit(60, 3600),
+        "oauth_link_confirm": RateLimit(10, 3600),
         "mfa_manage": RateLimit(10, 3600),
         "refresh": RateLimit(60, 60),
         "login_ip": RateLimit(30, 60, fail_open=False),

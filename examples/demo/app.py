@@ -27,7 +27,14 @@ from sqlalchemy import DateTime, ForeignKey, Integer, String, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from crudauth import CookieConfig, CRUDAuth, Principal, SessionTransport, make_auth_identity
+from crudauth import (
+    CookieConfig,
+    CRUDAuth,
+    OAuthCredentials,
+    Principal,
+    SessionTransport,
+    make_auth_identity,
+)
 from crudauth.mfa import MfaConfig
 
 logger = logging.getLogger("crudauth.demo")
@@ -86,6 +93,27 @@ async def get_session() -> AsyncIterator[AsyncSession]:
         yield db
 
 
+def _providers() -> dict[str, OAuthCredentials]:
+    """ "Sign in with ..." providers from the environment (none by default):
+    ``DEMO_OIDC_ISSUER`` (any OpenID Connect provider, shown as ``DEMO_OIDC_NAME``),
+    ``DEMO_GOOGLE_CLIENT_ID``, ``DEMO_GITHUB_CLIENT_ID``, each with its ``..._CLIENT_SECRET``."""
+    env, found = os.environ, {}
+    if env.get("DEMO_OIDC_ISSUER"):
+        found[env.get("DEMO_OIDC_NAME", "oidc")] = OAuthCredentials(
+            client_id=env["DEMO_OIDC_CLIENT_ID"],
+            client_secret=env.get("DEMO_OIDC_CLIENT_SECRET", ""),
+            issuer=env["DEMO_OIDC_ISSUER"],
+        )
+    for name in ("google", "github"):
+        client_id = env.get(f"DEMO_{name.upper()}_CLIENT_ID")
+        if client_id:
+            secret = env[f"DEMO_{name.upper()}_CLIENT_SECRET"]
+            found[name] = OAuthCredentials(client_id=client_id, client_secret=secret)
+    return found
+
+
+PROVIDERS = _providers()
+
 auth = CRUDAuth(
     session=get_session,
     user_model=User,
@@ -97,6 +125,11 @@ auth = CRUDAuth(
     # The demo runs one uvicorn worker on purpose, so in-memory sessions are what we want.
     warn_on_memory_backend=False,
     mfa=MfaConfig(issuer="crudauth demo", encryption_key=_mfa_key()),
+    oauth=PROVIDERS or None,
+    # Register {DEMO_PUBLIC_URL}/oauth/<name>/callback at each provider.
+    redirect_base_url=os.environ.get("DEMO_PUBLIC_URL", "http://127.0.0.1:8000")
+    if PROVIDERS
+    else None,
 )
 
 
@@ -129,6 +162,12 @@ async def index() -> FileResponse:
         STATIC / "index.html",
         headers={"Content-Security-Policy": PAGE_POLICY, "Cache-Control": "no-store"},
     )
+
+
+@app.get("/api/providers")
+async def providers() -> dict[str, list[str]]:
+    """The providers this demo offers "Sign in with" buttons for."""
+    return {"providers": auth.oauth_providers}
 
 
 class NoteIn(BaseModel):

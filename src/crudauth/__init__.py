@@ -38,6 +38,7 @@ from crudauth.identity import (
     make_auth_identity,
 )
 from crudauth.mfa import MfaConfig, MfaService
+from crudauth.oauth import OAuthAccountService, OAuthCredentials
 from crudauth.passwords import (
     PasswordHasher,
     get_password_hash,
@@ -104,6 +105,8 @@ __all__ = [
     "NewUserFields",
     "NotFoundException",
     "OAuthAccountException",
+    "OAuthAccountService",
+    "OAuthCredentials",
     "PasswordContext",
     "PasswordHasher",
     "PasswordPolicy",

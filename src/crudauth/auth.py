@@ -40,6 +40,8 @@ from crudauth.keys import KeyRing
 from crudauth.mfa.config import MfaConfig
 from crudauth.mfa.router import build_mfa_router
 from crudauth.mfa.service import MfaService
+from crudauth.oauth.service import OAuthAccountService
+from crudauth.oauth.setup import build_oauth, initialize_oauth
 from crudauth.passwords import LegacyVerifier, PasswordHasher
 from crudauth.policy import PasswordPolicy, Source
 from crudauth.principal import Principal
@@ -67,15 +69,6 @@ from crudauth.transports.ratelimiting import KeyFunc, build_rate_limit
 from crudauth.transports.resolution import Check, PrincipalResolver
 from crudauth.transports.session.manager import SessionManager
 from crudauth.transports.session.transport import SessionTransport
-
-#: Reference options whose features are not built yet: accepted by name, refused if used.
-_NOT_YET = (
-    "oauth",
-    "oauth_paths",
-    "oauth_response_mode",
-    "oauth_default_redirect",
-    "redirect_base_url",
-)
 
 
 class CRUDAuth:
@@ -121,16 +114,12 @@ class CRUDAuth:
         sudo: SudoConfig | None = None,
         mfa: MfaConfig | None = None,
         audit: AuditSink | Sequence[AuditSink] | None = None,
-        **not_yet: Any,
+        oauth: Mapping[str, Any] | None = None,
+        oauth_paths: Any = None,
+        oauth_response_mode: Literal["redirect", "json"] = "redirect",
+        oauth_default_redirect: str | None = None,
+        redirect_base_url: str | None = None,
     ) -> None:
-        unknown = sorted(set(not_yet) - set(_NOT_YET))
-        if unknown:
-            raise TypeError(f"CRUDAuth() got unexpected keyword argument(s): {unknown}")
-        used = sorted(k for k, v in not_yet.items() if v is not None)
-        if used:
-            raise ConfigurationError(
-                f"CRUDAuth option(s) {used} are not available in this version of crudauth"
-            )
         if not callable(session):
             raise ConfigurationError("session must be a dependency that yields an AsyncSession")
         proxies = ProxyConfig.build(trusted_proxy_hops, trusted_proxies, proxy_header)
@@ -217,6 +206,35 @@ class CRUDAuth:
         self._sign_in = self._mfa.pipeline if self._mfa else SignInPipeline(self.runtime)
         self._state.check_memory(production=self.production, warn=warn_on_memory_backend)
         self.sudo: SudoManager | None = self._build_sudo(sudo, limiter)
+        self._oauth: Any = None
+        if oauth is None:
+            stray = {
+                "oauth_paths": oauth_paths is not None,
+                "oauth_response_mode": oauth_response_mode != "redirect",
+                "oauth_default_redirect": oauth_default_redirect is not None,
+                "redirect_base_url": redirect_base_url is not None,
+            }
+            if any(stray.values()):
+                used_alone = sorted(k for k, v in stray.items() if v)
+                raise ConfigurationError(f"{used_alone} only apply with oauth=")
+        else:
+            session_transport = next(
+                (t for t in self.transports if isinstance(t, SessionTransport)), None
+            )
+            self._oauth = build_oauth(
+                self.runtime,
+                oauth=oauth,
+                oauth_paths=oauth_paths,
+                response_mode=oauth_response_mode,
+                default_redirect=oauth_default_redirect,
+                redirect_base_url=redirect_base_url,
+                pipeline=self._sign_in,
+                transports=self.transports,
+                session_transport=session_transport,
+                provision=self._registration.oauth_fields,
+                mailer=self._emails,
+                claims=self._accounts,
+            )
 
     def _build_mfa(self, config: MfaConfig | None) -> MfaService | None:
         if config is None:
@@ -257,6 +275,8 @@ class CRUDAuth:
         falls back to memory on its own.
         """
         await self._state.initialize()
+        if self._oauth is not None:
+            await initialize_oauth(self._oauth, self.session)
 
     async def shutdown(self) -> None:
         """Close what crudauth opened (never a client the caller passed in)."""
@@ -294,6 +314,10 @@ class CRUDAuth:
             router.include_router(build_recovery_router(self._emails, self.current_user()))
         if self._mfa is not None:
             router.include_router(self.mfa_router)
+        if self._oauth is not None:
+            from crudauth.oauth.router import build_oauth_router
+
+            router.include_router(build_oauth_router(self._oauth, self.current_user()))
         return router
 
     @property
@@ -321,6 +345,16 @@ class CRUDAuth:
         """Credential changes and revocation for code of the application's own (an admin
         screen, a worker, the ``crudauth`` command), as the routes make them."""
         return self._accounts
+
+    @property
+    def oauth_accounts(self) -> OAuthAccountService | None:
+        """OAuth account resolution, linking and unlinking (``None`` without ``oauth=``)."""
+        return self._oauth.accounts if self._oauth is not None else None
+
+    @property
+    def oauth_providers(self) -> list[str]:
+        """The names of the configured OAuth providers, in order."""
+        return list(self._oauth.providers) if self._oauth is not None else []
 
     @property
     def emails(self) -> EmailFlowService | None:

@@ -231,3 +231,16 @@ class ChangeNotSaved(CrudAuthError):
     """The database refused an account change; nothing changed and nothing was spent."""
 
     code = "change_not_saved"
+
+
+class OAuthFailure(CrudAuthError):
+    """An OAuth sign-in or link refused; ``code`` is one of the callback's error codes
+    (``oauth_failed``, ``invalid_state``, ``email_unverified``, ...)."""
+
+    code = "oauth_failed"
+
+    def __init__(self, code: str, cause: str = "") -> None:
+        super().__init__(code)
+        self.code = code
+        #: Why, for the log (never sent to the client).
+        self.cause = cause or code

@@ -59,6 +59,10 @@ class Purpose:
     MFA_CHALLENGE: Final = "mfa-challenge"
     MFA_BINDING: Final = "mfa-binding"
     MFA_RECOVERY_CODE: Final = "mfa-recovery-code"
+    OAUTH_STATE: Final = "oauth-state"
+    OAUTH_BROWSER: Final = "oauth-browser"
+    OAUTH_LINK: Final = "oauth-link"
+    OAUTH_TOKENS: Final = "oauth-tokens"
 
 
 def _as_bytes(secret: str | bytes) -> bytes:

@@ -243,6 +243,25 @@ async function onLogout() {
   await refresh();
 }
 
+async function loadProviders() {
+  // "Sign in with ..." links for the providers the server has configured (none by default).
+  const result = await call("GET", "/api/providers");
+  const list = document.getElementById("providers");
+  list.replaceChildren();
+  for (const name of result.ok ? result.data.providers : []) {
+    const link = document.createElement("a");
+    link.href = "/oauth/" + encodeURIComponent(name) + "/authorize?redirect_to=/";
+    link.className = "provider";
+    link.textContent = "Sign in with " + name;
+    list.append(link);
+  }
+  list.hidden = list.children.length === 0;
+  const error = new URLSearchParams(window.location.search).get("error");
+  if (error) {
+    say("Sign-in with a provider failed: " + error, "error");
+  }
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   document.getElementById("register-form").addEventListener("submit", onRegister);
   document.getElementById("login-form").addEventListener("submit", onLogin);
@@ -252,5 +271,6 @@ document.addEventListener("DOMContentLoaded", () => {
   document.getElementById("note-form").addEventListener("submit", onAddNote);
   document.getElementById("no-csrf-button").addEventListener("click", onAddNoteWithoutCsrf);
   document.getElementById("logout-button").addEventListener("click", onLogout);
+  loadProviders();
   refresh();
 });

@@ -25,7 +25,7 @@ from crudauth.audit.events import Detail, Events
 from crudauth.credentials.commit import Spend, guarded_write, rollback
 from crudauth.errors import CrudAuthError, InvalidRequest
 from crudauth.hooks import HookContext
-from crudauth.passwords import is_unusable_password
+from crudauth.passwords import is_unusable_password, make_unusable_password
 from crudauth.policy import PasswordContext, Source
 from crudauth.runtime import AuthRuntime
 from crudauth.storage.base import SessionStore
@@ -239,6 +239,18 @@ class AccountService:
         await guarded_write(db, repo, user, values, spend, bump=True, on_conflict=on_conflict)
         await self._after_commit(user, keep=keep)
         self._audit(Events.EMAIL_CHANGE_CONFIRMED, user, context, actor="user")
+
+    async def secure_claimed_account(self, db: AsyncSession, user: Any, spend: Spend) -> None:
+        """The owner of an account's *unverified* address proved they hold the mailbox (they
+        confirmed linking an OAuth provider from a mail): the address becomes verified, and
+        whoever registered the account with it (perhaps not the owner) loses the password
+        and every session. One commit with the epoch bump, then the sessions end."""
+        repo = self.runtime.repo
+        values: dict[str, Any] = {"hashed_password": make_unusable_password()}
+        if repo.has("email_verified"):
+            values["email_verified"] = True
+        await guarded_write(db, repo, user, values, spend, bump=True)
+        await self._after_commit(user, keep=None)
 
     # -- side effects --------------------------------------------------------------------------
 

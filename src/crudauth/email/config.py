@@ -68,6 +68,8 @@ class EmailConfig:
     verify_path: str = "/verify-email"
     reset_path: str = "/reset-password"
     change_path: str = "/confirm-email-change"
+    #: Where the owner of an account confirms linking an OAuth provider to it.
+    link_path: str = "/confirm-account-link"
     verify_ttl_hours: float | None = None
     reset_ttl_hours: float | None = None
     change_ttl_hours: float | None = None
@@ -77,7 +79,7 @@ class EmailConfig:
         if not callable(send):
             raise ConfigurationError("EmailConfig.sender must have a send(*, to, subject, ...)")
         object.__setattr__(self, "frontend_url", self._clean_url(self.frontend_url))
-        for name in ("verify_path", "reset_path", "change_path"):
+        for name in ("verify_path", "reset_path", "change_path", "link_path"):
             object.__setattr__(self, name, _clean_path(name, getattr(self, name)))
         # Read once so that a bad lifetime fails at construction, not at the first request.
         _ = (self.verify_ttl_seconds, self.reset_ttl_seconds, self.change_ttl_seconds)

@@ -28,6 +28,7 @@ class DeliveryKind(str, enum.Enum):
     CHANGE_EMAIL = "change_email"
     EXISTING_ACCOUNT = "existing_account"
     EMAIL_CHANGED = "email_changed"
+    LINK_ACCOUNT = "link_account"
     WELCOME = "welcome"  # kept for compatibility; crudauth never sends it
     RECOVERY_CODE_USED = "recovery_code_used"
     MFA_DISABLED = "mfa_disabled"
@@ -96,6 +97,7 @@ _SUBJECTS: Final[Mapping[DeliveryKind, str]] = {
     DeliveryKind.CHANGE_EMAIL: "Confirm your new email address",
     DeliveryKind.EXISTING_ACCOUNT: "You already have an account",
     DeliveryKind.EMAIL_CHANGED: "Your email address was changed",
+    DeliveryKind.LINK_ACCOUNT: "Confirm signing in with another provider",
     DeliveryKind.WELCOME: "Welcome",
     DeliveryKind.RECOVERY_CODE_USED: "A recovery code was used on your account",
     DeliveryKind.MFA_DISABLED: "Two-factor sign-in was turned off",
@@ -121,6 +123,11 @@ _TEXTS: Final[Mapping[DeliveryKind, str]] = {
         "The email address of your account was just changed, and this address no longer "
         "signs in to it. If you did not do this, reset your password and contact support."
     ),
+    DeliveryKind.LINK_ACCOUNT: (
+        "Someone signed in with an external provider that vouches for this address, which "
+        "already belongs to your account. If it was you, open this link to let that provider "
+        "sign you in; otherwise ignore this message and nothing changes."
+    ),
     DeliveryKind.WELCOME: "Welcome aboard.",
     DeliveryKind.RECOVERY_CODE_USED: (
         "One of the recovery codes of your account was just used in place of your "
@@ -138,6 +145,7 @@ _PATHS: Final[Mapping[DeliveryKind, str]] = {
     DeliveryKind.VERIFY_RECOVERY: "verify_path",
     DeliveryKind.RESET_PASSWORD: "reset_path",
     DeliveryKind.CHANGE_EMAIL: "change_path",
+    DeliveryKind.LINK_ACCOUNT: "link_path",
 }
 
 

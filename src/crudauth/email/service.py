@@ -421,6 +421,18 @@ class EmailFlowService:
         )
         await self.dispatch.hand_over(intent, db, real=True, email_only=False, defer=None)
 
+    async def send_link_confirmation(
+        self, db: AsyncSession, user: Any, token: str, ttl: int
+    ) -> None:
+        """Mail ``user``'s address the link that confirms linking an OAuth provider."""
+        address = self.runtime.repo.value(user, "email")
+        if not address:
+            return
+        intent = DeliveryIntent(
+            DeliveryKind.LINK_ACCOUNT, token, self.runtime.repo.to_dict(user), str(address), ttl
+        )
+        await self.dispatch.hand_over(intent, db, real=True, email_only=True)
+
     # -- helpers -----------------------------------------------------------------------------
 
     async def _redeem(self, db: AsyncSession, purpose: TokenPurpose, token: str) -> Any:

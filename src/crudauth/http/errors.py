@@ -20,6 +20,7 @@ from crudauth.exceptions import (
     DuplicateValueException,
     ForbiddenException,
     NotFoundException,
+    OAuthAccountException,
     PasswordPolicyException,
     RateLimitException,
     SudoLockoutError,
@@ -93,6 +94,8 @@ def to_http(exc: errors.CrudAuthError) -> HTTPException:
         out = HTTPException(503, UNAVAILABLE, headers={"Retry-After": "5"})
     elif isinstance(exc, errors.InvalidRecoveryToken):
         out = BadRequestException(TOKEN_USED if exc.used else TOKEN_INVALID)
+    elif isinstance(exc, errors.OAuthFailure):
+        out = OAuthAccountException(exc.code)
     elif isinstance(exc, errors.ChangeNotSaved):
         out = HTTPException(503, NOT_SAVED, headers={"Retry-After": "5"})
     else:

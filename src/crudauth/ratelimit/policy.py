@@ -61,6 +61,8 @@ DEFAULT_RATE_LIMITS: Final[Mapping[str, RateLimit]] = {
     "logout_all": RateLimit(10, 3600),
     "csrf_refresh": RateLimit(30, 3600),
     "oauth_authorize": RateLimit(30, 3600),
+    "oauth_callback": RateLimit(60, 3600),
+    "oauth_link_confirm": RateLimit(10, 3600),
     "mfa_manage": RateLimit(10, 3600),
     # Beyond the reference: the token refresh route and raw login volume per address.
     "refresh": RateLimit(60, 60),

@@ -72,6 +72,9 @@ class NewUserContext:
 
     @property
     def suggested_name(self) -> str | None:
+        name = getattr(self.oauth, "name", None)
+        if isinstance(name, str) and name:
+            return name
         if self.email:
             return self.email.split("@", 1)[0]
         return self.username
@@ -239,17 +242,33 @@ class RegistrationService:
             return True
         return False
 
+    async def oauth_fields(
+        self, db: AsyncSession, values: Mapping[str, Any], info: Any
+    ) -> dict[str, Any]:
+        """``new_user_defaults`` then ``new_user_fields`` for an account an OAuth sign-in
+        creates (``source="oauth"``); crudauth-owned keys dropped."""
+        fields = dict(self.new_user_defaults)
+        fields.update(await self._provisioned(db, values, {}, source="oauth", oauth=info))
+        return fields
+
     async def _provisioned(
-        self, db: AsyncSession, values: Mapping[str, Any], payload: Mapping[str, Any]
+        self,
+        db: AsyncSession,
+        values: Mapping[str, Any],
+        payload: Mapping[str, Any],
+        *,
+        source: Literal["register", "oauth"] = "register",
+        oauth: Any = None,
     ) -> dict[str, Any]:
         if self.new_user_fields is None:
             return {}
         ctx = NewUserContext(
             email=values.get("email"),
             username=values.get("username"),
-            source="register",
+            source=source,
             db=db,
             register_data={k: v for k, v in payload.items() if k != "password"},
+            oauth=oauth,
         )
         result = self.new_user_fields(ctx)
         if inspect.isawaitable(result):

@@ -1,0 +1,83 @@
+"""OAuth state: one authorization request, bound to the browser that started it.
+
+- The ``state`` value is 256 random bits; the store keeps the record under a keyed hash of
+  it (``oauth_state:<hmac>``), never the value itself, for ten minutes.
+- The record holds the provider, the PKCE verifier, the nonce, the safe ``redirect_to`` and
+  the keyed hash of a second secret that only this browser holds, in the HttpOnly
+  ``oauth_state`` cookie: a state (and code) replayed from another browser is refused.
+- ``consume`` takes the record with the store's atomic ``get_and_delete``: of any number of
+  callbacks carrying one state, on any number of workers, exactly one gets it.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass
+from typing import Final
+
+from crudauth.keys import Purpose
+from crudauth.oauth.types import INVALID_STATE, OAuthFailure, OAuthState
+from crudauth.runtime import AuthRuntime
+
+STATE_TTL_SECONDS: Final = 600
+STATE_COOKIE: Final = "oauth_state"
+#: ``token_urlsafe(32)`` is 43 characters; anything much longer is not ours.
+MAX_STATE_LENGTH: Final = 128
+
+
+@dataclass(frozen=True)
+class StartedAuthorization:
+    state: str
+    browser_secret: str
+    record: OAuthState
+
+
+class StateStore:
+    """Mints and consumes OAuth state records in the shared single-use store."""
+
+    def __init__(self, runtime: AuthRuntime) -> None:
+        self.runtime = runtime
+
+    def _key(self, state: str, index: int = 0) -> str:
+        return "oauth_state:" + self.runtime.keys.digest(Purpose.OAUTH_STATE, state, index)
+
+    async def begin(
+        self, provider: str, *, redirect_to: str | None, link_user_id: str | None = None
+    ) -> StartedAuthorization:
+        state = secrets.token_urlsafe(32)
+        browser = secrets.token_urlsafe(32)
+        record = OAuthState(
+            provider=provider,
+            code_verifier=secrets.token_urlsafe(32),  # 43 characters (RFC 7636 §4.1)
+            nonce=secrets.token_urlsafe(32),
+            browser=self.runtime.keys.digest(Purpose.OAUTH_BROWSER, browser),
+            redirect_to=redirect_to,
+            created_at=self.runtime.clock.now(),
+            link_user_id=link_user_id,
+        )
+        await self.runtime.tokens.set(
+            self._key(state), json.dumps(record.to_dict()), STATE_TTL_SECONDS
+        )
+        return StartedAuthorization(state, browser, record)
+
+    async def consume(self, state: str | None, browser_secret: str | None) -> OAuthState:
+        """The record of ``state``, removed; ``OAuthFailure("invalid_state")`` when there is
+        none, it was used, it expired, or this browser did not start it."""
+        if not state or len(state) > MAX_STATE_LENGTH:
+            raise OAuthFailure(INVALID_STATE, "no state or not ours")
+        raw = None
+        for index in range(self.runtime.keys.size):  # a rotated secret keeps live states
+            raw = await self.runtime.tokens.get_and_delete(self._key(state, index))
+            if raw is not None:
+                break
+        if raw is None:
+            raise OAuthFailure(INVALID_STATE, "unknown, used or expired state")
+        record = OAuthState.from_dict(json.loads(raw))
+        if record.created_at + STATE_TTL_SECONDS < self.runtime.clock.now():
+            raise OAuthFailure(INVALID_STATE, "expired state")
+        if not browser_secret or len(browser_secret) > MAX_STATE_LENGTH:
+            raise OAuthFailure(INVALID_STATE, "no state cookie")
+        if not self.runtime.keys.matches(Purpose.OAUTH_BROWSER, browser_secret, record.browser):
+            raise OAuthFailure(INVALID_STATE, "state started in another browser")
+        return record
