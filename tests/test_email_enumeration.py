@@ -8,7 +8,10 @@ from typing import Any
 import httpx
 import pytest
 
+from crudauth.errors import StoreUnavailable
 from crudauth.ratelimit import RateLimit
+from crudauth.ratelimit.base import ThrottleResult
+from crudauth.ratelimit.memory import MemoryRateLimiterBackend
 from tests.email_support import Outbox, email_config, signup
 
 ROUTES = [
@@ -104,6 +107,35 @@ async def test_silent_per_target_limit_sends_nothing_and_says_nothing(make_env, 
     assert {_comparable(a) for a in answers} == {_comparable(answers[0])}
     assert all("ratelimit" not in k.lower() for a in answers for k in a.headers)
     assert len(outbox.of("reset_password")) == 5
+
+
+class TargetCounterDown(MemoryRateLimiterBackend):
+    """Per-address counters work; every per-target counter fails to reach its store."""
+
+    async def throttle(self, key: str, limit: RateLimit, now: float) -> ThrottleResult:
+        if ":target:" in key:
+            raise StoreUnavailable("counter store down")
+        return await super().throttle(key, limit, now)
+
+
+async def test_an_uncountable_per_target_limit_sends_nothing_and_answers_the_same(
+    make_env, outbox, caplog
+):
+    # The action's fail_open (True by default) lets the per-address limit through; the
+    # per-target limit is the one thing that stops a mailbox being flooded, so it fails closed.
+    env = await make_env(email=email_config(outbox), rate_limiter=TargetCounterDown())
+    await signup(env.client)
+    outbox.sent.clear()
+    with caplog.at_level(logging.WARNING, logger="crudauth"):
+        answers = [
+            await env.client.post("/password/reset-request", json={"email": "alice@example.com"})
+            for _ in range(3)
+        ]
+    unknown = await env.client.post("/password/reset-request", json={"email": "nobody@example.com"})
+    assert {_comparable(a) for a in [*answers, unknown]} == {_comparable(answers[0])}
+    assert answers[0].status_code == 200
+    assert outbox.of("reset_password") == []
+    assert any("per-target limit unavailable" in r.getMessage() for r in caplog.records)
 
 
 async def test_the_address_limit_is_public(make_env, outbox):

@@ -10,10 +10,11 @@ from __future__ import annotations
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 from crudauth.email.delivery import DeliveryChannel, DeliveryIntent
-from crudauth.errors import RateLimited
+from crudauth.errors import RateLimited, StoreUnavailable
 from crudauth.identity.identifiers import canonical_email
 from crudauth.keys import Purpose
 from crudauth.runtime import AuthRuntime
@@ -38,12 +39,23 @@ class Dispatcher:
         await self.runtime.throttles.hit_address(action, client_ip)
 
     async def target_allowed(self, action: str, value: str) -> bool:
-        """The silent per-target limit: ``False`` when over it."""
+        """The silent per-target limit: ``False`` when over it, or when it cannot be counted.
+
+        This limit is what keeps a mailbox from being flooded, so it fails closed whatever the
+        action's ``fail_open`` says (that setting still governs the per-address limit): with
+        the counter store unreachable or too slow, nothing is sent, and the answer, which never
+        says whether anything was sent, stays the same.
+        """
         key = canonical_email(value)  # trims and lower-cases; harmless for phone numbers
         digest = self.runtime.keys.digest(Purpose.RECOVERY_TARGET, key)[:32]
+        throttles = self.runtime.throttles
+        strict = replace(throttles.limit_for(action), fail_open=False)
         try:
-            await self.runtime.throttles.hit(action, f"target:{digest}")
+            await throttles.hit(action, f"target:{digest}", strict)
         except RateLimited:
+            return False
+        except StoreUnavailable:
+            logger.warning("crudauth: %s: nothing sent, per-target limit unavailable", action)
             return False
         return True
 
