@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal, cast
 
@@ -69,6 +70,8 @@ from crudauth.transports.ratelimiting import KeyFunc, build_rate_limit
 from crudauth.transports.resolution import Check, PrincipalResolver
 from crudauth.transports.session.manager import SessionManager
 from crudauth.transports.session.transport import SessionTransport
+
+logger = logging.getLogger("crudauth")
 
 
 class CRUDAuth:
@@ -235,6 +238,12 @@ class CRUDAuth:
                 mailer=self._emails,
                 claims=self._accounts,
             )
+            if mfa is not None and mfa.required is not False and not mfa.oauth:
+                logger.warning(
+                    "crudauth: MFA is required but OAuth sign-ins are not challenged: an "
+                    "account signs in with a provider alone; set MfaConfig(oauth=True) to "
+                    "ask them for the second factor too"
+                )
 
     def _build_mfa(self, config: MfaConfig | None) -> MfaService | None:
         if config is None:
