@@ -22,6 +22,8 @@ MODULES = [
     "crudauth.storage",
     "crudauth.ratelimit",
     "crudauth.mfa",
+    "crudauth.oauth",
+    "crudauth.oauth.providers",
     "crudauth.testing",
 ]
 

@@ -31,6 +31,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 IDENTITIES_TABLE: Final = "crudauth_oauth_identities"
 
 identities_metadata = MetaData()
+"""The ``MetaData`` holding ``identities_table``: include it in your migrations, or let
+``await auth.initialize()`` create the table."""
 
 identities_table = Table(
     IDENTITIES_TABLE,
@@ -46,6 +48,8 @@ identities_table = Table(
     UniqueConstraint("provider", "subject", name="uq_crudauth_oauth_identity"),
     UniqueConstraint("user_id", "provider", name="uq_crudauth_oauth_user_provider"),
 )
+"""One row per provider identity linked to a user: ``(provider, subject)`` is unique, and a
+user has at most one identity per provider."""
 
 
 @dataclass(frozen=True)
