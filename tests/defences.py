@@ -22,6 +22,90 @@ class Defence:
 
 
 DEFENCES: tuple[Defence, ...] = (
+    # -- OAuth and OpenID Connect --------------------------------------------------------------
+    Defence(
+        "OAuth",
+        "A forged, replayed or cross-browser callback signs someone in (login CSRF, replay)",
+        "256-bit state stored under a hash, bound to the browser by a cookie secret, single-use, "
+        "10 minutes, tied to one provider",
+        (
+            "tests/test_oauth_attacks.py::test_a_wrong_state_is_refused",
+            "tests/test_oauth_attacks.py::test_a_state_from_another_browser_is_refused",
+            "tests/test_oauth_attacks.py::test_a_replayed_state_is_refused",
+            "tests/test_oauth_attacks.py::test_a_state_of_provider_a_on_provider_b_callback_is_refused",
+            "tests/test_multiworker_oauth.py::test_one_state_sent_to_four_workers_at_once_makes_exactly_one_session",
+        ),
+    ),
+    Defence(
+        "OAuth",
+        "A forged or substituted ID token, or a mix-up between providers",
+        "ID token checked against the provider's JWKS (algorithm allow-list, iss, aud, azp, exp, "
+        "nonce, at_hash); RFC 9207 iss checked; PKCE S256 always",
+        (
+            "tests/test_oauth_attacks.py::test_a_bad_id_token_is_refused",
+            "tests/test_oauth_attacks.py::test_an_authorization_response_from_another_issuer_is_refused",
+            "tests/test_oauth_attacks.py::test_a_missing_iss_is_refused_when_the_provider_promises_it",
+            "tests/test_oauth_attacks.py::test_a_wrong_pkce_verifier_is_refused_by_the_provider",
+        ),
+    ),
+    Defence(
+        "OAuth",
+        "Someone who registered an address first, or a provider identity with that address, "
+        "takes over the account",
+        "an existing password account is linked only by its signed-in owner or the owner's "
+        "mailed confirmation; only provider-verified emails match",
+        (
+            "tests/test_oauth_linking.py::test_the_owner_confirms_a_link_by_mail_and_a_squatter_loses_the_account",
+            "tests/test_oauth_linking.py::test_an_identity_linked_to_another_account_is_not_moved",
+            "tests/test_oauth_attacks.py::test_an_unusable_email_is_refused",
+        ),
+    ),
+    Defence(
+        "OAuth",
+        "The callback is used as an open redirect",
+        "redirect_to must pass the safe-redirect rule; anything else lands on the default page",
+        ("tests/test_oauth_attacks.py::test_an_open_redirect_to_lands_on_the_default_page",),
+    ),
+    # -- two-factor sign-in ----------------------------------------------------------------
+    Defence(
+        "Two-factor",
+        "A TOTP code seen once (shoulder-surfed, phished) is used again, on any worker",
+        "a code is claimed once per account and step by a conditional SQL update",
+        (
+            "tests/test_mfa_signin.py::test_a_code_signs_in_once_a_second_sign_in_needs_the_next_step",
+            "tests/test_multiworker_mfa.py::test_one_code_on_four_workers_at_once_makes_one_session",
+        ),
+    ),
+    Defence(
+        "Two-factor",
+        "Codes are guessed faster than the password lockout allows",
+        "wrong codes share the account's lockout budget with the password; a challenge dies "
+        "after five wrong codes",
+        (
+            "tests/test_mfa_signin.py::test_wrong_codes_share_the_password_lockout",
+            "tests/test_mfa_signin.py::test_a_challenge_dies_after_five_wrong_codes",
+            "tests/test_multiworker_mfa.py::test_twenty_wrong_codes_over_four_workers_lock_at_the_threshold",
+            "tests/test_mfa_guessing_bound.py::test_a_day_of_guessing_with_the_password_evaluates_at_most_116_codes",
+        ),
+    ),
+    Defence(
+        "Two-factor",
+        "A stolen challenge is answered from another browser, or survives a password reset",
+        "the challenge is bound to the browser or client that passed the first factor, "
+        "single-use, short-lived and tied to the account's epoch",
+        (
+            "tests/test_mfa_signin.py::test_a_challenge_answered_from_another_browser_is_refused",
+            "tests/test_mfa_signin.py::test_a_password_reset_while_a_challenge_waits_kills_it",
+            "tests/test_mfa_signin.py::test_a_challenge_expires",
+        ),
+    ),
+    Defence(
+        "Two-factor",
+        "A database dump reveals TOTP secrets or recovery codes",
+        "secrets encrypted with a rotating key list separate from SECRET_KEY; recovery codes "
+        "stored as keyed hashes",
+        ("tests/test_mfa_account.py::test_the_secret_is_encrypted_at_rest_and_codes_are_keyed_hashes",),
+    ),
     # -- passwords ---------------------------------------------------------------------------
     Defence(
         "Passwords",
