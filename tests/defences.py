@@ -104,7 +104,9 @@ DEFENCES: tuple[Defence, ...] = (
         "A database dump reveals TOTP secrets or recovery codes",
         "secrets encrypted with a rotating key list separate from SECRET_KEY; recovery codes "
         "stored as keyed hashes",
-        ("tests/test_mfa_account.py::test_the_secret_is_encrypted_at_rest_and_codes_are_keyed_hashes",),
+        (
+            "tests/test_mfa_account.py::test_the_secret_is_encrypted_at_rest_and_codes_are_keyed_hashes",
+        ),
     ),
     # -- passwords ---------------------------------------------------------------------------
     Defence(
