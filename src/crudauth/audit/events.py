@@ -36,6 +36,11 @@ class Events:
     EMAIL_CHANGE_CONFIRMED: Final = "email.change_confirmed"
     EMAIL_VERIFIED: Final = "email.verified"
     SUDO_GRANTED: Final = "sudo.granted"
+    MFA_ENABLED: Final = "mfa.enabled"
+    MFA_DISABLED: Final = "mfa.disabled"
+    MFA_RECOVERY_CODE_USED: Final = "mfa.recovery_code_used"
+    OAUTH_LINKED: Final = "oauth.linked"
+    OAUTH_UNLINKED: Final = "oauth.unlinked"
 
 
 @dataclass(frozen=True)

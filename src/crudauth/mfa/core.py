@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import Response
 
+from crudauth.audit import Events
 from crudauth.errors import ConfigurationError, IncorrectPassword, InvalidRequest
 from crudauth.http.guards import refuse_cross_site
 from crudauth.http.headers import request_cookie
@@ -48,6 +49,14 @@ INVALID_CODE: Final = "Invalid code"
 Notify = Callable[[AsyncSession, Any, str], Awaitable[None]]
 """``(db, user, kind)``: tell the owner, through the delivery channels, that ``kind``
 (``"recovery_code_used"`` or ``"mfa_disabled"``) happened on the account."""
+
+
+#: The audit event of each hook the second factor fires (the hook and the event are one moment).
+_AUDITED = {
+    "on_after_mfa_enabled": Events.MFA_ENABLED,
+    "on_after_mfa_disabled": Events.MFA_DISABLED,
+    "on_after_recovery_code_used": Events.MFA_RECOVERY_CODE_USED,
+}
 
 
 class WrongCode(IncorrectPassword):
@@ -385,6 +394,9 @@ class MfaCore:
         self, name: str, user: Any, db: AsyncSession, request: Request | None, transport: str | None
     ) -> None:
         context = self.runtime.hook_context(request, transport)
+        self.runtime.audit.emit(
+            _AUDITED[name], context, user_id=self.runtime.repo.user_id(user), actor="user"
+        )
         await self.runtime.hooks.fire(name, self.runtime.repo.to_dict(user), db=db, context=context)
 
     async def _notify(self, db: AsyncSession, user: Any, kind: str) -> None:

@@ -30,6 +30,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crudauth.audit import Events
 from crudauth.errors import NotFound, RateLimited
 from crudauth.identity.identifiers import MAX_EMAIL_LENGTH, MAX_USERNAME_LENGTH, canonical_email
 from crudauth.keys import Purpose
@@ -201,6 +202,12 @@ class OAuthAccountService:
         )
         if not added:
             raise OAuthFailure(PROVIDER_ALREADY_LINKED)
+        self.runtime.audit.emit(
+            Events.OAUTH_LINKED,
+            user_id=repo.user_id(user),
+            transport="oauth",
+            details={"provider": info.provider},
+        )
         now = datetime.now(timezone.utc)
         values: dict[str, Any] = {}
         column = self._legacy_column(info.provider)
@@ -333,6 +340,12 @@ class OAuthAccountService:
         column = self._legacy_column(target.provider)
         if column is not None and getattr(user, column) == target.subject:
             await repo.update(db, user, {column: None})
+        self.runtime.audit.emit(
+            Events.OAUTH_UNLINKED,
+            user_id=repo.user_id(user),
+            actor="user",
+            details={"provider": target.provider},
+        )
         return target
 
     # -- a new user -------------------------------------------------------------------------
