@@ -221,9 +221,7 @@ class CRUDAuth:
                 used_alone = sorted(k for k, v in stray.items() if v)
                 raise ConfigurationError(f"{used_alone} only apply with oauth=")
         else:
-            session_transport = next(
-                (t for t in self.transports if isinstance(t, SessionTransport)), None
-            )
+            session_transport = next((t for t in self.transports if t.keeps_sessions), None)
             self._oauth = build_oauth(
                 self.runtime,
                 oauth=oauth,

@@ -21,7 +21,6 @@ from crudauth.storage.base import KeyValueStore
 from crudauth.storage.database import DatabaseStore
 from crudauth.storage.memory import MemoryKeyValueStore
 from crudauth.transports.base import Transport
-from crudauth.transports.session.transport import SessionTransport
 
 logger = logging.getLogger("crudauth")
 
@@ -33,7 +32,7 @@ def choose_lockout_config(
     overrides = [
         t.lockout_overrides()
         for t in transports
-        if isinstance(t, SessionTransport) and t.lockout_overrides()
+        if isinstance(t, Transport) and t.lockout_overrides()
     ]
     if lockout is not None and overrides:
         raise ConfigurationError("pass lockout= or SessionTransport(login_*=...), not both")
@@ -136,7 +135,7 @@ class StateBackends:
     def cleanup_interval(self) -> float:
         """Seconds between purges of the SQL store: the shortest session transport's
         ``cleanup_interval_minutes``, else 15 minutes."""
-        intervals = [t.cleanup_interval for t in self.transports if isinstance(t, SessionTransport)]
+        intervals = [t.cleanup_interval for t in self.transports if t.cleanup_interval is not None]
         return min(intervals, default=DEFAULT_CLEANUP_INTERVAL)
 
     def memory_parts(self) -> list[str]:
@@ -154,7 +153,7 @@ class StateBackends:
         insecure = [
             t.name
             for t in self.transports
-            if isinstance(t, SessionTransport) and not t.cookies.config.secure
+            if t.cookies_in_clear()
         ]
         if production and insecure:
             raise ConfigurationError(
@@ -254,7 +253,7 @@ def token_store(
     """The app-wide Redis, else SQL, else a session transport's Redis (the 0.6 form,
     ``SessionTransport(backend="redis", redis_url=...)``), else memory."""
     from_transport = next(
-        (t for t in transports if isinstance(t, SessionTransport) and t.backend == "redis"),
+        (own for t in transports if isinstance(t, Transport) and (own := t.own_redis())),
         None,
     )
     if shared.redis_client is None and shared.database_store is not None:
@@ -265,7 +264,7 @@ def token_store(
         if shared.redis_client is not None:
             return RedisKeyValueStore(shared.redis_client)
         assert from_transport is not None
-        client, url = from_transport.redis_settings()
+        client, url = from_transport
         if client is not None:
             return RedisKeyValueStore(client)
         return RedisKeyValueStore(url=url)  # owns (and closes) a client of its own

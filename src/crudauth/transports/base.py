@@ -64,6 +64,24 @@ class Transport(ABC):
     #: management and ``CRUDAuth.sessions`` work on it.
     keeps_sessions: bool = False
 
+    #: Seconds between purges of expired sessions in the SQL store, for a transport that keeps
+    #: sessions there (``cleanup_interval_minutes``); ``None`` otherwise.
+    cleanup_interval: float | None = None
+
+    def lockout_overrides(self) -> dict[str, Any]:
+        """Lockout settings given to the transport itself (the 0.6 ``login_*`` options)."""
+        return {}
+
+    def cookies_in_clear(self) -> bool:
+        """This transport's credential cookie may travel over plain HTTP (``secure=False``):
+        refused in production."""
+        return False
+
+    def own_redis(self) -> tuple[Any, str | None] | None:
+        """The Redis client and URL this transport was given for its own state (the 0.6
+        ``backend="redis", redis_url=...`` form), or ``None``."""
+        return None
+
     @property
     def sign_in_sets_cookies(self) -> bool:
         """A sign-in through this transport lands cookies in the browser, so a cross-site

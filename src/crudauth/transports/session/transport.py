@@ -155,6 +155,12 @@ class SessionTransport(Transport):
         """The Redis client and URL this transport was configured with."""
         return self._redis_client, self._redis_url
 
+    def own_redis(self) -> tuple[Any, str | None] | None:
+        return self.redis_settings() if self.backend == "redis" else None
+
+    def cookies_in_clear(self) -> bool:
+        return not self.cookies.config.secure
+
     @property
     def redis_client(self) -> Any:
         """The Redis client behind this transport's sessions, if they live in Redis."""
