@@ -156,6 +156,11 @@ async def test_an_out_of_step_lane_answers_503_never_another_users_session(
     make_env: Any,
 ) -> None:
     env = await make_env(transports=[SessionTransport()], redis_url=REDIS_TEST_URL)
+    store = env.auth.sessions.store
+    # Earlier tests of the run leave sessions of users with the same ids in this namespace.
+    left = [k async for k in store.client.scan_iter(match=f"{store.namespace}{store.prefix}*")]
+    if left:
+        await store.client.delete(*left)
     alice = env.client
     bob = httpx.AsyncClient(
         transport=httpx.ASGITransport(app=env.app), base_url="http://testserver"
@@ -167,7 +172,6 @@ async def test_an_out_of_step_lane_answers_503_never_another_users_session(
     bob_id = (await bob.get("/private")).json()["user_id"]
     alice_id = (await alice.get("/private")).json()["user_id"]
     assert alice_id != bob_id
-    store = env.auth.sessions.store
     lane = store.lane
     (alice_key,) = [
         k.decode()

@@ -139,6 +139,15 @@ async def test_wrong_password_is_401(make_env):
     assert (await browser.post("/danger")).status_code == 403
 
 
+async def test_a_code_without_two_factor_sign_in_is_a_422_not_a_500(make_env):
+    env = await sudo_env(make_env)
+    browser = await sign_in(env)
+    r = await browser.post("/sudo", json={"code": "123456"})
+    assert r.status_code == 422, r.text
+    assert "confirm with the password" in r.json()["detail"]
+    assert (await browser.post("/danger")).status_code == 403
+
+
 async def test_sudo_needs_the_csrf_header(make_env):
     env = await sudo_env(make_env)
     browser = await sign_in(env)

@@ -111,6 +111,8 @@ class SudoManager:
         """
         if (password is None) == (code is None):
             raise InvalidInput("Give either a password or a code.")
+        if code is not None and self.code_verifier is None:
+            raise InvalidInput("Two-factor sign-in is not enabled: confirm with the password.")
         if db is None:
             raise ConfigurationError("SudoManager.elevate needs db=")
         live = await self._live(principal)
@@ -169,9 +171,7 @@ class SudoManager:
                 wrong=WRONG_PASSWORD,
             )
             return
-        if self.code_verifier is None:
-            raise ConfigurationError("SudoManager.elevate(code=...) needs MFA to be configured")
-        assert code is not None
+        assert code is not None and self.code_verifier is not None  # checked by elevate
         if not await self.code_verifier(db, user, code):
             raise IncorrectPassword(WRONG_CODE)
 
