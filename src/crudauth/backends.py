@@ -150,11 +150,7 @@ class StateBackends:
 
     def check_memory(self, *, production: bool, warn: bool) -> None:
         """Refuse in-memory state in production; otherwise say once which parts are in memory."""
-        insecure = [
-            t.name
-            for t in self.transports
-            if t.cookies_in_clear()
-        ]
+        insecure = [t.name for t in self.transports if t.cookies_in_clear()]
         if production and insecure:
             raise ConfigurationError(
                 f"production refuses secure=False cookies (transport {', '.join(insecure)})"
