@@ -11,8 +11,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from crudauth.errors import LockedOut, StoreUnavailable
-from crudauth.ratelimit.cas import Contended
 from crudauth.ratelimit.lockout import LoginLockout
 
 logger = logging.getLogger("crudauth")
@@ -20,23 +18,7 @@ logger = logging.getLogger("crudauth")
 
 async def reserve(lockout: LoginLockout, keys: Sequence[tuple[str, bool]]) -> list[str]:
     """Take a slot on every ``(key, hard_cap)`` or raise ``LockedOut`` having kept none."""
-    now = lockout.clock.now()
-    taken: list[str] = []
-    try:
-        for key, hard_cap in keys:
-            decision = await lockout.backend.lockout_reserve(
-                key, lockout.config, now, hard_cap=hard_cap
-            )
-            if not decision.allowed:
-                for held in taken:
-                    await lockout.backend.lockout_release(held, lockout.config, now, clear=False)
-                raise LockedOut(decision.retry_after)
-            taken.append(key)
-    except (Contended, StoreUnavailable) as exc:
-        lockout.failures += 1
-        logger.warning("crudauth: lockout unavailable for a code (%s)", type(exc).__name__)
-        raise StoreUnavailable("lockout backend unavailable") from None
-    return taken
+    return await lockout.reserve_all(keys, "second-factor code")
 
 
 async def give_back(lockout: LoginLockout, keys: Sequence[str], *, clear: bool) -> None:

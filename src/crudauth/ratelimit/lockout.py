@@ -29,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from crudauth.clock import Clock
@@ -122,11 +123,18 @@ class LoginLockout:
         the caller is signed in to the account ``identifier`` names (a password confirmation).
         """
         attempt = self.attempt(ip, identifier, device_id, account_known)
+        keys = [(key, key == attempt.identifier_key) for key in attempt.subject_keys()]
+        await self.reserve_all(keys, "sign-in")
+        return attempt
+
+    async def reserve_all(self, keys: Sequence[tuple[str, bool]], what: str) -> list[str]:
+        """Take a slot on every ``(key, hard_cap)`` in order, or raise ``LockedOut`` having
+        kept none; ``StoreUnavailable`` (fail closed) when the backend cannot answer. Every
+        metered guess (a password, a second-factor code) reserves through here."""
         now = self.clock.now()
         taken: list[str] = []
         try:
-            for key in attempt.subject_keys():
-                hard_cap = key == attempt.identifier_key
+            for key, hard_cap in keys:
                 decision = await self.backend.lockout_reserve(
                     key, self.config, now, hard_cap=hard_cap
                 )
@@ -138,12 +146,13 @@ class LoginLockout:
         except (Contended, StoreUnavailable) as exc:
             self.failures += 1
             logger.warning(
-                "crudauth: login lockout unavailable (%s); refusing sign-in (%d so far)",
+                "crudauth: login lockout unavailable (%s); refusing the %s (%d so far)",
                 type(exc).__name__,
+                what,
                 self.failures,
             )
             raise StoreUnavailable("lockout backend unavailable", store="ratelimit") from None
-        return attempt
+        return taken
 
     def account_subject(self, user_id: object) -> str:
         return self.keys.digest(SUBJECT_PURPOSE, f"account:{user_id}")[:32]
