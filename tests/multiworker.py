@@ -75,6 +75,10 @@ class Workers:
                             str(port),
                             "--log-level",
                             "warning",
+                            # Longer than the test clients' 5 s keep-alive expiry: with both at
+                            # 5 s, a client could reuse a connection the worker was closing.
+                            "--timeout-keep-alive",
+                            "30",
                         ],
                         cwd=ROOT,
                         env=env,
