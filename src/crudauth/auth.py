@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 from fastapi import APIRouter
 from pydantic import BaseModel
@@ -12,18 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 
 from crudauth.account.router import build_account_router
-from crudauth.audit.log import AuditSink, build_audit_log
-from crudauth.authentication import PasswordAuthenticator
-from crudauth.backends import (
-    StateBackends,
-    bind_transports,
-    choose_lockout_config,
-    limiter_backend,
-    production_from_env,
-    shared_backends,
-    token_store,
-)
-from crudauth.clock import Clock, SystemClock
+from crudauth.assembly import Arguments, assemble, session_transport
+from crudauth.audit.log import AuditSink
+from crudauth.clock import Clock
 from crudauth.config import CookieConfig
 from crudauth.credentials import AccountService
 from crudauth.email.config import EmailConfig
@@ -32,46 +22,35 @@ from crudauth.email.router import build_recovery_router
 from crudauth.email.service import EmailFlowService
 from crudauth.errors import ConfigurationError
 from crudauth.hooks import AuthHooks
-from crudauth.http.client import ProxyConfig
 from crudauth.http.errors import http_errors
-from crudauth.http.origins import OriginPolicy
 from crudauth.identity.config import IdentityConfig
-from crudauth.identity.repository import UserRepository
-from crudauth.keys import KeyRing
 from crudauth.mfa.config import MfaConfig
 from crudauth.mfa.router import build_mfa_router
 from crudauth.mfa.service import MfaService
 from crudauth.oauth.service import OAuthAccountService
-from crudauth.oauth.setup import build_oauth, initialize_oauth
+from crudauth.oauth.setup import initialize_oauth
 from crudauth.passwords import LegacyVerifier, PasswordHasher
 from crudauth.policy import PasswordPolicy, Source
 from crudauth.principal import Principal
 from crudauth.ratelimit.base import RateLimiterBackend
-from crudauth.ratelimit.device import DeviceTokens
-from crudauth.ratelimit.lockout import LoginLockout
 from crudauth.ratelimit.policy import (
     KeyBy,
     LockoutConfig,
     RateLimit,
     RateLimitResolver,
-    merge_rate_limits,
 )
-from crudauth.ratelimit.throttle import Throttles
 from crudauth.register.router import build_register_route
-from crudauth.register.service import NewUserFields, RegistrationService
-from crudauth.runtime import AuthRuntime
-from crudauth.signin.pipeline import SignInPipeline, check_password
+from crudauth.register.service import NewUserFields
+from crudauth.signin.pipeline import check_password
 from crudauth.signin.routes import build_sign_in_router
 from crudauth.storage.base import KeyValueStore
 from crudauth.storage.database import DatabaseStore
 from crudauth.sudo import SudoConfig, SudoManager, build_sudo_router, sudo_gate
 from crudauth.transports.base import Transport, own_session
 from crudauth.transports.ratelimiting import KeyFunc, build_rate_limit
-from crudauth.transports.resolution import Check, PrincipalResolver
+from crudauth.transports.resolution import Check
 from crudauth.transports.session.manager import SessionManager
 from crudauth.transports.session.transport import SessionTransport
-
-logger = logging.getLogger("crudauth")
 
 
 class CRUDAuth:
@@ -123,155 +102,21 @@ class CRUDAuth:
         oauth_default_redirect: str | None = None,
         redirect_base_url: str | None = None,
     ) -> None:
-        if not callable(session):
-            raise ConfigurationError("session must be a dependency that yields an AsyncSession")
-        proxies = ProxyConfig.build(trusted_proxy_hops, trusted_proxies, proxy_header)
-        origins = OriginPolicy.build(trusted_origins)
-        if fresh_sign_in_seconds < 0:
-            raise ConfigurationError("fresh_sign_in_seconds must be >= 0")
-        if algorithm != "HS256":
-            raise ConfigurationError("only algorithm='HS256' is available in this version")
-        self.production = production_from_env() if production is None else production
-        self.identity = identity or IdentityConfig()
+        # Every keyword argument goes to assembly.assemble by name; it checks and builds.
+        parts = assemble(Arguments(**{k: v for k, v in locals().items() if k != "self"}))
+        self.production = parts.production
         self.session = session
-        self.repo = UserRepository(user_model, self.identity, column_map)
-        self.hooks = hooks or AuthHooks()
-        self.password_policy = password_policy or PasswordPolicy()
+        self.runtime = parts.runtime
+        self.identity = parts.runtime.identity
+        self.repo = parts.runtime.repo
+        self.hooks = parts.runtime.hooks
+        self.password_policy = parts.runtime.password_policy
         self.fresh_sign_in_seconds = fresh_sign_in_seconds
         self.new_user_fields = new_user_fields
         self.new_user_defaults = dict(new_user_defaults or {})
-        cookie_config = cookies or CookieConfig()
-        if self.production and not cookie_config.secure:
-            raise ConfigurationError("production refuses CookieConfig(secure=False)")
-        hasher = password_hasher or PasswordHasher()
-        if legacy_verifiers is not None:
-            try:
-                hasher.use_legacy_verifiers(legacy_verifiers)
-            except (TypeError, ValueError) as exc:
-                raise ConfigurationError(f"legacy_verifiers: {exc}") from exc
-        clock = clock or SystemClock()
-        shared = shared_backends(
-            redis_url=redis_url,
-            redis_client=redis_client,
-            database_store=database_store,
-            clock=clock,
-        )
-        requested = list(transports) if transports is not None else [SessionTransport]
-        keys = KeyRing(SECRET_KEY, secret_fallbacks, production=self.production)
-        limiter = limiter_backend(shared, rate_limiter, rate_limit_prefix, clock)
-        lockout_config = choose_lockout_config(lockout, requested)
-        self.runtime = AuthRuntime(
-            session_dependency=session,
-            repo=self.repo,
-            identity=self.identity,
-            keys=keys,
-            clock=clock,
-            hasher=hasher,
-            authenticator=PasswordAuthenticator(self.repo, hasher),
-            password_policy=self.password_policy,
-            hooks=self.hooks,
-            cookies=cookie_config,
-            tokens=token_store(shared, requested, clock),
-            lockout=LoginLockout(limiter, lockout_config, keys, clock),
-            throttles=Throttles(limiter, merge_rate_limits(rate_limits), clock),
-            devices=DeviceTokens(keys, clock, lockout_config.device_cookie_days * 86400),
-            proxies=proxies,
-            origins=origins,
-            redis_client=shared.redis_client,
-            database_store=shared.database_store,
-            audit=build_audit_log(audit, clock),
-        )
-        self.transports = bind_transports(self.runtime, requested)
-        self._state = StateBackends(shared, self.transports, limiter, self.runtime.tokens)
-        self._resolver = PrincipalResolver(self.runtime, self.transports)
-        #: Credential changes and their side effects, over every transport.
-        self._accounts = AccountService(self.runtime, self.transports)
-        self._emails = (
-            EmailFlowService(
-                self.runtime,
-                config=email,
-                channels=channels or (),
-                transports=self.transports,
-                accounts=self._accounts,
-            )
-            if email is not None or channels
-            else None
-        )
-        self._registration = RegistrationService(
-            self.runtime,
-            extra_fields=register_extra_fields or (),
-            new_user_defaults=new_user_defaults,
-            new_user_fields=new_user_fields,
-            delivery=self._emails,
-            schema=register_schema,
-        )
-        self._mfa = self._build_mfa(mfa)
-        self._sign_in = self._mfa.pipeline if self._mfa else SignInPipeline(self.runtime)
-        self._state.check_memory(production=self.production, warn=warn_on_memory_backend)
-        self.sudo: SudoManager | None = self._build_sudo(sudo, limiter)
-        self._oauth: Any = None
-        if oauth is None:
-            stray = {
-                "oauth_paths": oauth_paths is not None,
-                "oauth_response_mode": oauth_response_mode != "redirect",
-                "oauth_default_redirect": oauth_default_redirect is not None,
-                "redirect_base_url": redirect_base_url is not None,
-            }
-            if any(stray.values()):
-                used_alone = sorted(k for k, v in stray.items() if v)
-                raise ConfigurationError(f"{used_alone} only apply with oauth=")
-        else:
-            session_transport = next((t for t in self.transports if t.keeps_sessions), None)
-            self._oauth = build_oauth(
-                self.runtime,
-                oauth=oauth,
-                oauth_paths=oauth_paths,
-                response_mode=oauth_response_mode,
-                default_redirect=oauth_default_redirect,
-                redirect_base_url=redirect_base_url,
-                pipeline=self._sign_in,
-                transports=self.transports,
-                session_transport=session_transport,
-                provision=self._registration.oauth_fields,
-                mailer=self._emails,
-                claims=self._accounts,
-            )
-            if mfa is not None and mfa.required is not False and not mfa.oauth:
-                logger.warning(
-                    "crudauth: MFA is required but OAuth sign-ins are not challenged: an "
-                    "account signs in with a provider alone; set MfaConfig(oauth=True) to "
-                    "ask them for the second factor too"
-                )
-
-    def _build_mfa(self, config: MfaConfig | None) -> MfaService | None:
-        if config is None:
-            return None
-        emails = self._emails
-
-        async def notify(db: AsyncSession, user: Any, kind: str) -> None:
-            if emails is not None:
-                await emails.notify_security_event(db, user, kind)
-
-        return MfaService(self.runtime, config, list(self.transports), notify=notify)
-
-    def _build_sudo(
-        self, config: SudoConfig | None, limiter: RateLimiterBackend
-    ) -> SudoManager | None:
-        if config is None:
-            return None
-        if not isinstance(config, SudoConfig):
-            raise ConfigurationError("sudo must be a crudauth.SudoConfig")
-        if not any(t.keeps_sessions for t in self.transports):
-            raise ConfigurationError("sudo needs a SessionTransport: a grant lives in a session")
-        session = self._session_transport()
-        return SudoManager(
-            self.runtime,
-            session.manager,
-            config,
-            limiter,
-            transport=session.name,
-            code_verifier=self._mfa.check_code if self._mfa is not None else None,
-        )
+        self.transports = parts.transports
+        self.sudo: SudoManager | None = parts.sudo
+        self._parts = parts
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -281,27 +126,27 @@ class CRUDAuth:
         Raises ``StoreUnavailable`` when a configured backend cannot be reached: crudauth never
         falls back to memory on its own.
         """
-        await self._state.initialize()
-        if self._oauth is not None:
-            await initialize_oauth(self._oauth, self.session)
+        await self._parts.state.initialize()
+        if self._parts.oauth is not None:
+            await initialize_oauth(self._parts.oauth, self.session)
 
     async def shutdown(self) -> None:
         """Close what crudauth opened (never a client the caller passed in)."""
         try:
             await self.runtime.audit.drain()
-            await self._state.shutdown()
+            await self._parts.state.shutdown()
         finally:
             self.runtime.hasher.close()
 
     @property
     def rate_limiter(self) -> RateLimiterBackend:
         """The backend behind lockout and throttle counters."""
-        return self._state.limiter
+        return self._parts.state.limiter
 
     @property
     def tokens(self) -> KeyValueStore:
         """The store for single-use values (recovery tokens, OAuth state, MFA challenges)."""
-        return self._state.tokens
+        return self._parts.state.tokens
 
     # -- routers ----------------------------------------------------------------------------
 
@@ -309,7 +154,9 @@ class CRUDAuth:
     def router(self) -> APIRouter:
         """Every route: register, account, then each transport's."""
         router = APIRouter()
-        router.include_router(build_register_route(self._registration, self._registration.schema))
+        router.include_router(
+            build_register_route(self._parts.registration, self._parts.registration.schema)
+        )
         router.include_router(self._account_router())
         if self.sudo is not None and self.sudo.config.route:
             router.include_router(
@@ -317,28 +164,28 @@ class CRUDAuth:
             )
         for transport in self.transports:
             router.include_router(self._routes_of(transport))
-        if self._emails is not None:
-            router.include_router(build_recovery_router(self._emails, self.current_user()))
-        if self._mfa is not None:
+        if self._parts.emails is not None:
+            router.include_router(build_recovery_router(self._parts.emails, self.current_user()))
+        if self._parts.mfa is not None:
             router.include_router(self.mfa_router)
-        if self._oauth is not None:
+        if self._parts.oauth is not None:
             from crudauth.oauth.router import build_oauth_router
 
-            router.include_router(build_oauth_router(self._oauth, self.current_user()))
+            router.include_router(build_oauth_router(self._parts.oauth, self.current_user()))
         return router
 
     @property
     def mfa(self) -> MfaService | None:
         """Two-factor sign-in (``None`` without ``mfa=``)."""
-        return self._mfa
+        return self._parts.mfa
 
     @property
     def mfa_router(self) -> APIRouter:
         """The ``/mfa`` routes (raises ``RuntimeError`` without ``mfa=``)."""
-        if self._mfa is None:
+        if self._parts.mfa is None:
             raise RuntimeError("MFA is not configured: pass CRUDAuth(mfa=MfaConfig(...))")
         return build_mfa_router(
-            self._mfa,
+            self._parts.mfa,
             self.current_user(),
             fresh=self._fresh_for_set_password,
             elevated=self._in_sudo,
@@ -351,32 +198,32 @@ class CRUDAuth:
     def accounts(self) -> AccountService:
         """Credential changes and revocation for code of the application's own (an admin
         screen, a worker, the ``crudauth`` command), as the routes make them."""
-        return self._accounts
+        return self._parts.accounts
 
     @property
     def oauth_accounts(self) -> OAuthAccountService | None:
         """OAuth account resolution, linking and unlinking (``None`` without ``oauth=``)."""
-        return self._oauth.accounts if self._oauth is not None else None
+        return self._parts.oauth.accounts if self._parts.oauth is not None else None
 
     @property
     def oauth_providers(self) -> list[str]:
         """The names of the configured OAuth providers, in order."""
-        return list(self._oauth.providers) if self._oauth is not None else []
+        return list(self._parts.oauth.providers) if self._parts.oauth is not None else []
 
     @property
     def emails(self) -> EmailFlowService | None:
         """The recovery flows (``None`` without ``email=`` or ``channels=``)."""
-        return self._emails
+        return self._parts.emails
 
     def _account_router(self) -> APIRouter:
-        session = self._session_transport() if self._keeps_sessions() else None
+        session = session_transport(self.transports)
         return build_account_router(
             self.runtime,
             self.current_user(),
             sessions=session.manager if session is not None else None,
             session_transport=session.name if session is not None else "session",
             fresh=self._fresh_for_set_password,
-            accounts=self._accounts,
+            accounts=self._parts.accounts,
         )
 
     async def _fresh_for_set_password(self, principal: Principal) -> bool:
@@ -396,20 +243,20 @@ class CRUDAuth:
             raise ConfigurationError("require_sudo() needs CRUDAuth(sudo=SudoConfig())")
         return sudo_gate(self.sudo, self.current_user())
 
-    def _keeps_sessions(self) -> bool:
-        return any(t.keeps_sessions for t in self.transports)
-
     def _session_transport(self) -> SessionTransport:
         """The first transport that keeps server-side sessions (``keeps_sessions``)."""
-        for transport in self.transports:
-            if transport.keeps_sessions:
-                return cast("SessionTransport", transport)
-        raise RuntimeError("no SessionTransport is configured")
+        transport = session_transport(self.transports)
+        if transport is None:
+            raise RuntimeError("no SessionTransport is configured")
+        return transport
 
     def _routes_of(self, transport: Transport) -> APIRouter:
         """``transport``'s sign-in route (``/login``, ``/token``), then its own routes."""
         router = APIRouter()
-        for contributed in (build_sign_in_router(self._sign_in, transport), transport.router()):
+        for contributed in (
+            build_sign_in_router(self._parts.sign_in, transport),
+            transport.router(),
+        ):
             if contributed is not None:
                 router.include_router(contributed)
         return router
@@ -460,7 +307,7 @@ class CRUDAuth:
         ``load_user=False`` skips the user-row read (``Principal.user`` is ``None``); see
         docs/performance.md for what it still checks.
         """
-        return self._resolver.dependency(
+        return self._parts.resolver.dependency(
             optional=optional,
             superuser=superuser,
             verified=verified,
@@ -480,7 +327,7 @@ class CRUDAuth:
     ) -> Callable[..., Any]:
         """A dependency that throttles a route under ``action``'s limit (or ``limit``)."""
         return build_rate_limit(
-            self.runtime, self._resolver, action, limit, key=key, transport=transport
+            self.runtime, self._parts.resolver, action, limit, key=key, transport=transport
         )
 
     @property
@@ -525,14 +372,14 @@ class CRUDAuth:
         """
         async with own_session(self.session) as db:
             with http_errors():
-                return await self._resolver.resolve_for_middleware(
+                return await self._parts.resolver.resolve_for_middleware(
                     request, db, update_activity=update_activity
                 )
 
     async def revoke_user(self, user_id: Any) -> int:
         """End every session and cached bearer claim of ``user_id`` at once (for example after
         your own code deactivated the account). Returns how many credentials were ended."""
-        return await self._accounts.revoke_user(user_id)
+        return await self._parts.accounts.revoke_user(user_id)
 
     def signed_in_recently(self, principal: Principal) -> bool:
         """True if the principal's session began within ``fresh_sign_in_seconds``, or the
@@ -557,4 +404,4 @@ class CRUDAuth:
     ) -> None:
         """Apply the password policy; raise ``PasswordRejected`` listing what failed."""
         with http_errors():
-            await self._accounts.check_policy(password, user, source, field=field)
+            await self._parts.accounts.check_policy(password, user, source, field=field)

@@ -81,7 +81,7 @@ def check_secrets(auth: CRUDAuth) -> list[Finding]:
 
 
 def check_memory(auth: CRUDAuth, workers: int) -> Finding:
-    parts = auth._state.memory_parts()
+    parts = auth._parts.state.memory_parts()
     if not parts:
         return _ok("shared state", "no in-memory store: state is shared between workers")
     detail = f"in memory: {', '.join(parts)}"
