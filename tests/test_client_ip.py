@@ -6,7 +6,7 @@ import pytest
 from starlette.requests import Request
 
 from crudauth.errors import ConfigurationError
-from crudauth.http.client import ProxyConfig, client_ip
+from crudauth.http.request import ProxyConfig, client_ip
 
 
 def request(peer: str | None, **headers: str) -> Request:

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from crudauth.ratelimit.device import DEVICE_PURPOSE
+from crudauth.ratelimit.lockout import DEVICE_PURPOSE
 from tests.fuzz_support import (
     FuzzApp,
     assert_anonymous,

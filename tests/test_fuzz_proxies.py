@@ -15,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from starlette.requests import Request
 
-from crudauth.http.client import ProxyConfig, client_ip
+from crudauth.http.request import ProxyConfig, client_ip
 from tests.fuzz_support import EXAMPLES, FuzzApp, assert_anonymous, fuzz_app, fuzz_settings
 
 _ADDRESSES = st.one_of(

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from crudauth import BearerTransport, SessionTransport
-from crudauth.http.limits import MAX_BODY_BYTES
+from crudauth.http.request import MAX_BODY_BYTES
 from tests.conftest import AppFactory, login, register
 
 pytestmark = pytest.mark.asyncio

@@ -19,11 +19,11 @@ from starlette.requests import Request
 
 from crudauth import AuthUserMixin, BearerTransport, Principal, SessionTransport
 from crudauth.errors import ConfigurationError
-from crudauth.http.headers import raw_header, request_cookie
+from crudauth.http.request import raw_header, request_cookie
 from crudauth.identity.config import IdentityConfig
 from crudauth.identity.repository import AuthRow, UserRepository
 from crudauth.keys import KeyRing, Purpose
-from crudauth.principal import assemble_principal
+from crudauth.transports.shared import assemble_principal
 from tests.bearer_support import get_tokens, sign_up
 from tests.conftest import login, register
 

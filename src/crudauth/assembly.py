@@ -37,8 +37,8 @@ from crudauth.email.delivery import DeliveryChannel
 from crudauth.email.service import EmailFlowService
 from crudauth.errors import ConfigurationError
 from crudauth.hooks import AuthHooks
-from crudauth.http.client import ProxyConfig
 from crudauth.http.origins import OriginPolicy
+from crudauth.http.request import ProxyConfig
 from crudauth.identity.config import IdentityConfig
 from crudauth.identity.repository import UserRepository
 from crudauth.keys import KeyRing
@@ -48,8 +48,7 @@ from crudauth.oauth.setup import build_oauth
 from crudauth.passwords import LegacyVerifier, PasswordHasher
 from crudauth.policy import PasswordPolicy
 from crudauth.ratelimit.base import RateLimiterBackend
-from crudauth.ratelimit.device import DeviceTokens
-from crudauth.ratelimit.lockout import LoginLockout
+from crudauth.ratelimit.lockout import DeviceTokens, LoginLockout
 from crudauth.ratelimit.policy import LockoutConfig, RateLimit, merge_rate_limits
 from crudauth.ratelimit.throttle import Throttles
 from crudauth.register.service import NewUserFields, RegistrationService

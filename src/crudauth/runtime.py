@@ -17,15 +17,14 @@ from crudauth.authentication import PasswordAuthenticator
 from crudauth.clock import Clock
 from crudauth.config import CookieConfig
 from crudauth.hooks import AuthHooks, HookContext
-from crudauth.http.client import ProxyConfig, client_ip
 from crudauth.http.origins import OriginPolicy
+from crudauth.http.request import ProxyConfig, client_ip
 from crudauth.identity.config import IdentityConfig
 from crudauth.identity.repository import UserRepository
 from crudauth.keys import KeyRing
 from crudauth.passwords import PasswordHasher
 from crudauth.policy import PasswordPolicy
-from crudauth.ratelimit.device import DeviceTokens
-from crudauth.ratelimit.lockout import LoginLockout
+from crudauth.ratelimit.lockout import DeviceTokens, LoginLockout
 from crudauth.ratelimit.throttle import Throttles
 from crudauth.storage.base import KeyValueStore
 from crudauth.storage.database import DatabaseStore

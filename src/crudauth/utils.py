@@ -4,7 +4,7 @@ Each name is a re-export of the one implementation in its own module (passwords,
 the client address), so code written for the reference imports them unchanged.
 """
 
-from crudauth.http.client import get_client_ip
+from crudauth.http.request import get_client_ip
 from crudauth.identity.identifiers import canonical_email, canonical_identifier, mask_email
 from crudauth.passwords import (
     LegacyVerifier,

@@ -21,7 +21,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crudauth.audit.events import Detail, Events
+from crudauth.audit.log import Detail, Events
 from crudauth.credentials.commit import Spend, guarded_write, rollback
 from crudauth.errors import CrudAuthError, InvalidRequest
 from crudauth.hooks import HookContext

@@ -9,8 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crudauth.email import schemas
 from crudauth.email.service import EmailFlowResult, EmailFlowService
 from crudauth.http.errors import http_errors
-from crudauth.http.guards import no_store
-from crudauth.http.limits import BoundedRoute
+from crudauth.http.origins import no_store
+from crudauth.http.request import BoundedRoute
 from crudauth.principal import Principal
 
 

@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 
-from crudauth.audit.events import Events
+from crudauth.audit.log import Events
 from crudauth.credentials import AccountService, Revoker, guarded_write
 from crudauth.email.config import (
     DEFAULT_CHANGE_TTL,

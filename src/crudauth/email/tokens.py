@@ -33,9 +33,8 @@ from typing import Any, Final, Literal
 
 from crudauth.clock import Clock
 from crudauth.errors import InvalidRecoveryToken
-from crudauth.keys import KeyRing, Purpose
+from crudauth.keys import KeyRing, Purpose, TokenShape
 from crudauth.storage.base import KeyValueStore
-from crudauth.tokenshape import TokenShape
 
 TokenPurpose = Literal["verify_email", "reset_password", "change_email"]
 

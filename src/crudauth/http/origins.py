@@ -29,6 +29,7 @@ from typing import Final
 from urllib.parse import urlsplit
 
 from starlette.requests import Request
+from starlette.responses import Response
 
 from crudauth.errors import ConfigurationError, CrossSiteRequest
 
@@ -106,3 +107,27 @@ class OriginPolicy:
         referer = headers.get("referer")
         if referer and not self.allows(request, referer):
             raise CrossSiteRequest("referer not allowed")
+
+
+# -- guards ------------------------------------------------------------------------------
+
+# Request guards shared by the routes: login CSRF, JSON content type, no-store.
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+
+_OWN_HOST_ONLY = OriginPolicy()
+
+
+def refuse_cross_site(request: Request, policy: OriginPolicy | None = None) -> None:
+    """Refuse login-like requests that another site's page sent (``CrossSiteRequest``).
+
+    Login CSRF would sign the victim in to the attacker's account. ``policy`` names the
+    origins allowed besides the request's own host (``CRUDAuth(trusted_origins=...)``); see
+    ``crudauth.http.origins`` for the exact rules.
+    """
+    (policy or _OWN_HOST_ONLY).check(request)
+
+
+def no_store(response: Response) -> None:
+    """Dependency: responses carrying auth state must never be cached."""
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"

@@ -19,9 +19,8 @@ import secrets
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Final
 
-from crudauth.keys import Purpose
+from crudauth.keys import Purpose, TokenShape
 from crudauth.runtime import AuthRuntime
-from crudauth.tokenshape import TokenShape
 
 TOKEN_SHAPE: Final = TokenShape(min_length=32, max_length=128)
 _CAS_TRIES: Final = 20

@@ -24,8 +24,8 @@ from starlette.responses import Response
 
 from crudauth.audit import Events
 from crudauth.errors import ConfigurationError, IncorrectPassword, InvalidRequest
-from crudauth.http.guards import refuse_cross_site
-from crudauth.http.headers import request_cookie
+from crudauth.http.origins import refuse_cross_site
+from crudauth.http.request import request_cookie
 from crudauth.mfa import codes, guard
 from crudauth.mfa.challenges import ChallengeRecord, ChallengeStore
 from crudauth.mfa.config import MfaConfig

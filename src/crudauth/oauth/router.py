@@ -8,9 +8,9 @@ from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crudauth.http.errors import http_errors
-from crudauth.http.guards import no_store
-from crudauth.http.limits import BoundedRoute
+from crudauth.http.origins import no_store
 from crudauth.http.redirects import safe_redirect_path
+from crudauth.http.request import BoundedRoute
 from crudauth.oauth.flow import OAuthFlow, SignedIn, log_failure
 from crudauth.oauth.state import STATE_COOKIE, STATE_TTL_SECONDS
 from crudauth.oauth.types import INVALID_STATE, OAuthFailure

@@ -6,8 +6,15 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from crudauth.ratelimit.base import RateLimiterBackend
-from crudauth.ratelimit.cas import cas_release, cas_reserve, cas_throttle
-from crudauth.ratelimit.policy import LockoutConfig, RateLimit, Reservation, ThrottleResult
+from crudauth.ratelimit.policy import (
+    LockoutConfig,
+    RateLimit,
+    Reservation,
+    ThrottleResult,
+    cas_release,
+    cas_reserve,
+    cas_throttle,
+)
 from crudauth.storage.database import DatabaseStore
 
 

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 from crudauth.clock import Clock, SystemClock
 from crudauth.ratelimit.base import RateLimiterBackend
-from crudauth.ratelimit.cas import cas_release, cas_reserve, cas_throttle
-from crudauth.ratelimit.policy import LockoutConfig, RateLimit, Reservation, ThrottleResult
+from crudauth.ratelimit.policy import (
+    LockoutConfig,
+    RateLimit,
+    Reservation,
+    ThrottleResult,
+    cas_release,
+    cas_reserve,
+    cas_throttle,
+)
 from crudauth.storage.memory import MemoryKeyValueStore
 
 

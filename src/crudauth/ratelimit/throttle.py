@@ -8,9 +8,8 @@ from collections.abc import Mapping
 from crudauth.clock import Clock
 from crudauth.errors import RateLimited, StoreUnavailable
 from crudauth.ratelimit.base import RateLimiterBackend
-from crudauth.ratelimit.cas import Contended
 from crudauth.ratelimit.lockout import address_subject
-from crudauth.ratelimit.policy import RateLimit, ThrottleResult
+from crudauth.ratelimit.policy import Contended, RateLimit, ThrottleResult
 
 logger = logging.getLogger("crudauth")
 

@@ -7,8 +7,8 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crudauth.http.errors import http_errors
-from crudauth.http.guards import no_store
-from crudauth.http.limits import BoundedRoute
+from crudauth.http.origins import no_store
+from crudauth.http.request import BoundedRoute
 from crudauth.register.service import ACCEPTED, RegistrationService
 
 

@@ -33,6 +33,8 @@ line, bounded, so an application that logs it cannot be made to write a forged l
 A new way to sign in is a first factor that ends in ``complete``; see docs/architecture.md.
 """
 
+from __future__ import annotations
+
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -41,14 +43,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import Response
 
-from crudauth.audit.events import Events
+from crudauth.audit.log import Events
 from crudauth.errors import InvalidCredentials, LockedOut
-from crudauth.http.headers import request_cookie
+from crudauth.hooks import HookContext
+from crudauth.http.request import request_cookie
 from crudauth.identity.identifiers import escape_identifier
-from crudauth.ratelimit.device import DeviceToken
-from crudauth.ratelimit.lockout import Attempt
+from crudauth.metrics import instruments
+from crudauth.ratelimit.lockout import Attempt, DeviceToken
 from crudauth.runtime import AuthRuntime
-from crudauth.signin.observe import refused, signed_in
 from crudauth.transports.base import Issued, Transport
 from crudauth.transports.shared import CookieWriter
 
@@ -310,3 +312,33 @@ async def finish_sign_in(
     if attempt.account_device_tag is not None:
         token = runtime.devices.issue(runtime.devices.read(token), attempt.account_device_tag)
     CookieWriter(runtime.cookies).set(response, name, token, max_age=int(runtime.devices.lifetime))
+
+
+# -- observation -------------------------------------------------------------------------
+
+
+# What a sign-in tells the audit log and the metrics, in one place for every first factor.
+def refused(
+    runtime: AuthRuntime,
+    context: HookContext,
+    identifier: str,
+    user: Any,
+    event: str,
+    reason: str,
+) -> None:
+    """A refused sign-in (``signin.failed`` or ``lockout.engaged``). The log and the operator
+    may tell an account-budget refusal from a wrong password; the client never can."""
+    user_id = runtime.repo.user_id(user) if user is not None else None
+    runtime.audit.emit(event, context, user_id=user_id, identifier=identifier, reason=reason)
+    locked = event == Events.LOCKOUT_ENGAGED
+    attributes = {"outcome": "locked_out" if locked else "failed", "reason": reason}
+    instruments().signin_attempts.add(1, attributes)
+    if locked:
+        instruments().lockouts.add(1)
+
+
+def signed_in(runtime: AuthRuntime, request: Request, transport: str, user_id: Any) -> None:
+    """A sign-in that stands (after step 7 of the pipeline)."""
+    context = runtime.hook_context(request, transport)
+    runtime.audit.emit(Events.SIGNIN_SUCCEEDED, context, user_id=user_id)
+    instruments().signin_attempts.add(1, {"outcome": "succeeded", "reason": "ok"})

@@ -7,8 +7,8 @@ from fastapi import APIRouter, Depends, Form, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crudauth.http.errors import http_errors
-from crudauth.http.guards import no_store, refuse_cross_site
-from crudauth.http.limits import BoundedRoute
+from crudauth.http.origins import no_store, refuse_cross_site
+from crudauth.http.request import BoundedRoute
 from crudauth.identity.identifiers import MAX_EMAIL_LENGTH
 from crudauth.passwords import MAX_PASSWORD_FIELD
 from crudauth.signin.pipeline import SignInPipeline

@@ -21,7 +21,7 @@ from typing import Any, Final
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 
-from crudauth.audit.events import Events
+from crudauth.audit.log import Events
 from crudauth.errors import (
     AccessDenied,
     ConfigurationError,

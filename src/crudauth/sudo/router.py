@@ -9,8 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crudauth.errors import AccessDenied, SudoRequired
 from crudauth.http.errors import http_errors
-from crudauth.http.guards import no_store
-from crudauth.http.limits import BoundedRoute
+from crudauth.http.origins import no_store
+from crudauth.http.request import BoundedRoute
 from crudauth.passwords import MAX_PASSWORD_BYTES
 from crudauth.principal import Principal
 from crudauth.sudo.manager import SESSION_ONLY, SudoManager

@@ -17,7 +17,7 @@ from starlette.responses import Response
 
 from crudauth.config import CookieConfig
 from crudauth.identity.repository import AuthRow
-from crudauth.principal import Principal, assemble_principal
+from crudauth.principal import Principal
 from crudauth.runtime import AuthRuntime
 
 # -- standing ----------------------------------------------------------------------------------
@@ -91,6 +91,44 @@ def build_principal(
         row.recovery_verified,
         metadata,
     )
+
+
+_set_dict = object.__setattr__
+
+
+def assemble_principal(
+    user_id: Any,
+    scopes: frozenset[str],
+    transport: str,
+    user: Any,
+    is_superuser: bool,
+    email_verified: bool,
+    recovery_verified: bool,
+    metadata: Mapping[str, Any],
+) -> Principal:
+    """``Principal(...)`` for the request path, with every field given and already typed.
+
+    The frozen dataclass's ``__init__`` sets each of the eight fields through
+    ``object.__setattr__`` (about 1 us per request); this sets the instance dict once. The
+    result is the same object in every respect (a test compares them field by field and pins
+    the field list, so a new field cannot be forgotten here).
+    """
+    principal = object.__new__(Principal)
+    _set_dict(
+        principal,
+        "__dict__",
+        {
+            "user_id": user_id,
+            "scopes": scopes,
+            "transport": transport,
+            "user": user,
+            "is_superuser": is_superuser,
+            "email_verified": email_verified,
+            "recovery_verified": recovery_verified,
+            "metadata": metadata,
+        },
+    )
+    return principal
 
 
 def claims_snapshot(principal: Principal) -> dict[str, bool]:

@@ -8,7 +8,7 @@ from typing import Any
 from starlette.requests import Request
 
 from crudauth.clock import Clock
-from crudauth.http.headers import raw_header
+from crudauth.http.request import raw_header
 from crudauth.transports.bearer.signing import KeySet
 from crudauth.transports.bearer.tokens import (
     InvalidToken,

@@ -8,7 +8,7 @@ from typing import Any
 
 from crudauth.config import CookieConfig
 from crudauth.errors import ConfigurationError
-from crudauth.http.headers import COOKIE_NAME
+from crudauth.http.request import COOKIE_NAME
 from crudauth.transports.bearer.signing import (
     ALGORITHMS,
     Algorithm,

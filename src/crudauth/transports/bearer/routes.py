@@ -10,9 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crudauth.errors import InvalidRefreshToken, InvalidToken
 from crudauth.exceptions import UnauthorizedException
 from crudauth.http.errors import http_errors, to_http
-from crudauth.http.guards import no_store, refuse_cross_site
-from crudauth.http.headers import request_cookie
-from crudauth.http.limits import BoundedRoute
+from crudauth.http.origins import no_store, refuse_cross_site
+from crudauth.http.request import BoundedRoute, request_cookie
 from crudauth.transports.bearer.tokens import MAX_TOKEN_BYTES
 
 if TYPE_CHECKING:

@@ -10,16 +10,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import Response
 
-from crudauth.audit.events import Events
+from crudauth.audit.log import Events
 from crudauth.config import CookieConfig
 from crudauth.errors import ConfigurationError
-from crudauth.http.headers import request_cookie
+from crudauth.http.request import request_cookie
 from crudauth.identity.repository import AuthRow
-from crudauth.keys import Purpose
+from crudauth.keys import Purpose, TokenShape
 from crudauth.metrics import instruments
 from crudauth.principal import Principal
 from crudauth.runtime import AuthRuntime
-from crudauth.tokenshape import TokenShape
 from crudauth.transports.base import AuthContext, Issued, Transport
 from crudauth.transports.bearer.access import AccessTokens
 from crudauth.transports.bearer.claims import ClaimsEntries

@@ -18,13 +18,12 @@ from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crudauth.audit.events import Events
+from crudauth.audit.log import Events
 from crudauth.credentials import AccountService
 from crudauth.errors import InvalidRequest, InvalidSession, NotAuthenticated, NotFound
 from crudauth.http.errors import http_errors
-from crudauth.http.guards import no_store
-from crudauth.http.headers import request_cookie
-from crudauth.http.limits import BoundedRoute
+from crudauth.http.origins import no_store
+from crudauth.http.request import BoundedRoute, request_cookie
 from crudauth.keys import Purpose
 from crudauth.principal import Principal
 from crudauth.storage.base import SessionRecord

@@ -19,9 +19,8 @@ from typing import Any, Final, TypeGuard
 
 from crudauth.clock import Clock
 from crudauth.errors import CSRFFailure
-from crudauth.keys import KeyRing, Purpose
+from crudauth.keys import KeyRing, Purpose, TokenShape
 from crudauth.storage.base import SessionRecord, SessionStore, StartedLoad
-from crudauth.tokenshape import TokenShape
 
 #: A session id and a CSRF token: ``new_token``'s 43 characters.
 TOKEN_SHAPE: Final = TokenShape(min_length=43, max_length=43)

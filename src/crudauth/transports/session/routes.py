@@ -6,10 +6,10 @@ from typing import TYPE_CHECKING, Annotated
 from fastapi import APIRouter, Depends, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crudauth.audit.events import Events
+from crudauth.audit.log import Events
 from crudauth.http.errors import http_errors
-from crudauth.http.guards import no_store
-from crudauth.http.limits import BoundedRoute
+from crudauth.http.origins import no_store
+from crudauth.http.request import BoundedRoute
 from crudauth.transports.session.management import build_management_router
 
 if TYPE_CHECKING:

@@ -13,8 +13,8 @@ from starlette.responses import Response
 
 from crudauth.config import CookieConfig
 from crudauth.errors import ConfigurationError, CrossSiteRequest, CSRFFailure
-from crudauth.http.guards import SAFE_METHODS
-from crudauth.http.headers import request_cookie
+from crudauth.http.origins import SAFE_METHODS
+from crudauth.http.request import request_cookie
 from crudauth.principal import Principal
 from crudauth.runtime import AuthRuntime
 from crudauth.storage.base import SessionStore
