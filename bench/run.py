@@ -621,6 +621,7 @@ def run_store(
             pass
         elif store == "redis+postgres" or args.login_load_everywhere:
             login_load(server, creds["session", 1], args, report, store)
+            sign_in_rate(server, args, report, store)
         report.append(f"{label:15} server peak RSS {server.peak_rss_mb():.0f} MiB")
     except BaseException:
         print(f"server log ({label}):\n{server.log.read_text()[-3000:]}", flush=True)
@@ -658,6 +659,65 @@ def login_load(
         f"({statistics.median(logins):.1f} logins/s): {b:.0f} req/s, "
         f"p50 {statistics.median(r.p50_ms for r in busy):.1f} ms, "
         f"p99 {statistics.median(r.p99_ms for r in busy):.1f} ms; kept {b / q:.2f} of throughput"
+    )
+
+
+_RAW_HASHING = """
+import asyncio, sys, time
+from crudauth import PasswordHasher
+
+async def main(seconds: float) -> None:
+    hasher = PasswordHasher()
+    encoded = hasher.hash("bench password that is long enough")
+    await hasher.verify_async("warm up", encoded)
+    done = 0
+    stop_at = time.monotonic() + seconds
+
+    async def client() -> None:
+        nonlocal done
+        while time.monotonic() < stop_at:
+            await hasher.verify_async("bench password that is long enough", encoded)
+            done += 1
+
+    start = time.monotonic()
+    await asyncio.gather(client(), client())
+    print(done / (time.monotonic() - start))
+    hasher.close()
+
+asyncio.run(main(float(sys.argv[1])))
+"""
+
+
+def raw_hash_rate(seconds: float) -> float:
+    """Verifications per second of the default ``PasswordHasher``'s pool, alone, on the
+    server's CPU: two callers keep the pool busy, as the two sign-in clients do."""
+    out = subprocess.run(  # noqa: S603 - this interpreter and the script above
+        [*pin(0), PYTHON, "-c", _RAW_HASHING, str(seconds)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return float(out.stdout.strip())
+
+
+def sign_in_rate(server: Server, args: argparse.Namespace, report: list[str], store: str) -> None:
+    """Sign-ins per second (two clients posting ``/login``, nothing else running) against the
+    raw rate of the hashing pool measured beside it in each round."""
+    seconds = args.seconds * 2
+    ratios, rates, raws = [], [], []
+    for _ in range(args.rounds):
+        raw = raw_hash_rate(seconds)
+        with logging_in(server.base, seconds) as counter:
+            start = counter.value
+            time.sleep(seconds)
+            rate = (counter.value - start) / seconds
+        raws.append(raw)
+        rates.append(rate)
+        ratios.append(rate / raw)
+    report.append(
+        f"{store:15} sign-ins {statistics.median(rates):.1f}/s against the hashing pool's "
+        f"{statistics.median(raws):.1f} verifications/s: "
+        f"{statistics.median(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f})"
     )
 
 
