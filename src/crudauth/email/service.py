@@ -8,7 +8,8 @@ silent limits are keyed by a keyed hash of the *typed* value, so they behave the
 addresses with and without accounts, and they never appear in a response header. A failing
 channel is logged and never changes the answer.
 
-Credential changes are transactional: see :mod:`crudauth.email.outcome`.
+Credential changes are transactional: see :mod:`crudauth.email.outcome`. The links themselves
+(bound to the account's state, issued, sent and redeemed) are :mod:`crudauth.email.links`'s.
 """
 
 from __future__ import annotations
@@ -31,8 +32,9 @@ from crudauth.email.config import (
 )
 from crudauth.email.delivery import DeliveryChannel, DeliveryIntent, DeliveryKind, EmailChannel
 from crudauth.email.dispatch import Defer, Dispatcher
+from crudauth.email.links import AccountLinks
 from crudauth.email.outcome import TokenSpend
-from crudauth.email.tokens import RecoveryTokens, TokenPurpose
+from crudauth.email.tokens import RecoveryTokens
 from crudauth.errors import (
     ConfigurationError,
     DuplicateValue,
@@ -98,6 +100,8 @@ class EmailFlowService:
         self.reset_ttl = config.reset_ttl_seconds if config else DEFAULT_RESET_TTL
         self.change_ttl = config.change_ttl_seconds if config else DEFAULT_CHANGE_TTL
         self.dispatch = Dispatcher(runtime, self.channels)
+        # The state-bound links the flows issue, send and redeem.
+        self.links = AccountLinks(runtime, factor, self.tokens, self.dispatch)
         #: Credential changes and their side effects (every transport's sessions end).
         self.accounts = accounts or AccountService(runtime, transports)
 
@@ -114,64 +118,6 @@ class EmailFlowService:
         """Email change needs an email column and a channel that sends email."""
         return self.runtime.repo.has("email") and any(c.sends_email for c in self.channels)
 
-    def _recovery_value(self, user: Any) -> str | None:
-        value = self.runtime.repo.value(user, self.factor)
-        return str(value) if value else None
-
-    def _snapshot(self, purpose: TokenPurpose, user: Any) -> list[Any]:
-        """What a token of ``purpose`` is bound to: change any of it and the token dies."""
-        repo = self.runtime.repo
-        if user is None:
-            return ["", "", 0]  # same shape and cost as a real snapshot
-        version = repo.value(user, "token_version", 0)
-        if purpose == "verify_email":
-            return [self._recovery_value(user), version]
-        if purpose == "reset_password":
-            return [repo.value(user, "hashed_password"), self._recovery_value(user), version]
-        return [repo.value(user, "hashed_password"), repo.value(user, "email"), version]
-
-    # -- the work every request shares ---------------------------------------------------------
-
-    async def _issue_and_send(
-        self,
-        db: Any,
-        purpose: TokenPurpose,
-        kind: DeliveryKind,
-        user: Any,
-        typed: str,
-        ttl: float,
-        *,
-        redirect_to: str | None,
-        defer: Defer | None,
-    ) -> None:
-        repo = self.runtime.repo
-        token = await self.tokens.issue(
-            purpose,
-            str(repo.user_id(user)) if user is not None else None,
-            self._snapshot(purpose, user),
-            ttl,
-            redirect_to=safe_redirect_path(redirect_to),
-        )
-        recipient = self._recovery_value(user) if user is not None else None
-        intent = DeliveryIntent(
-            kind,
-            token,
-            repo.to_dict(user) if user is not None else {},
-            recipient or typed,  # a typed value is only ever rehearsed, never sent to
-            int(ttl),
-        )
-        await self.dispatch.hand_over(
-            intent, db, real=user is not None, email_only=False, defer=defer
-        )
-
-    async def _find(self, db: AsyncSession, value: str) -> Any | None:
-        if not value or len(value) > MAX_EMAIL_LENGTH:
-            return None
-        return await self.runtime.repo.find_by(db, self.factor, value.strip())
-
-    def _active(self, user: Any) -> bool:
-        return bool(self.runtime.repo.value(user, "is_active", True))
-
     # -- verification ------------------------------------------------------------------------
 
     async def request_recovery_verification(
@@ -186,15 +132,15 @@ class EmailFlowService:
         """Send a verification link if ``value`` belongs to an active, unverified account."""
         await self.dispatch.throttle_address("email_verify_request", client_ip)
         allowed = await self.dispatch.target_allowed("email_verify_request", value)
-        user = await self._find(db, value)
+        user = await self.links.find(db, value)
         repo = self.runtime.repo
         eligible = (
             allowed
             and user is not None
-            and self._active(user)
+            and self.links.active(user)
             and not repo.value(user, self.verified_field, False)
         )
-        await self._issue_and_send(
+        await self.links.issue_and_send(
             db,
             "verify_email",
             self.verify_kind,
@@ -210,10 +156,10 @@ class EmailFlowService:
     ) -> None:
         """Best-effort verification link for a new account (after ``/register``)."""
         try:
-            if self._recovery_value(user) and not self.runtime.repo.value(
+            if self.links.recovery_value(user) and not self.runtime.repo.value(
                 user, self.verified_field, False
             ):
-                await self._issue_and_send(
+                await self.links.issue_and_send(
                     db,
                     "verify_email",
                     self.verify_kind,
@@ -230,7 +176,7 @@ class EmailFlowService:
         self, db: AsyncSession, token: str, *, context: HookContext | None = None
     ) -> EmailFlowResult:
         """Mark the recovery factor verified; the hook fires only the first time."""
-        claims, record, user = await self._redeem(db, "verify_email", token)
+        claims, record, user = await self.links.redeem(db, "verify_email", token)
         first_time = not self.runtime.repo.value(user, self.verified_field, False)
         await guarded_write(
             db,
@@ -265,9 +211,9 @@ class EmailFlowService:
         """Send a reset link if ``value`` belongs to an active account."""
         await self.dispatch.throttle_address("password_reset_request", client_ip)
         allowed = await self.dispatch.target_allowed("password_reset_request", value)
-        user = await self._find(db, value)
-        eligible = allowed and user is not None and self._active(user)
-        await self._issue_and_send(
+        user = await self.links.find(db, value)
+        eligible = allowed and user is not None and self.links.active(user)
+        await self.links.issue_and_send(
             db,
             "reset_password",
             DeliveryKind.RESET_PASSWORD,
@@ -287,7 +233,7 @@ class EmailFlowService:
         context: HookContext | None = None,
     ) -> EmailFlowResult:
         """Set a new password, end every session and clear the sign-in lockout."""
-        claims, record, user = await self._redeem(db, "reset_password", token)
+        claims, record, user = await self.links.redeem(db, "reset_password", token)
         spend = TokenSpend(self.tokens, claims, record)
         await self.accounts.reset_password(db, user, new_password, spend, context=context)
         await self._fire("on_after_password_reset", user, db, context)
@@ -316,33 +262,17 @@ class EmailFlowService:
         """
         repo = self.runtime.repo
         await self.dispatch.throttle_address("email_change_request", client_ip)
-        try:
-            # The sign-in's throttle and lockout: a stolen session is no password oracle.
-            await confirm_password(
-                self.runtime,
-                request or detached_request(client_ip),
-                db,
-                user,
-                password,
-                transport=transport,
-                wrong=WRONG_PASSWORD,
-            )
-        except IncorrectPassword:
-            # This route has always answered a wrong password with 400, not 401: a 401 on a
-            # signed-in page reads as "signed out" to a client.
-            raise InvalidRequest(WRONG_PASSWORD, code="incorrect_password") from None
-        limit = min(repo.max_length("email") or MAX_EMAIL_LENGTH, MAX_EMAIL_LENGTH)
-        new = canonical_email(clean_identifier(new_email, "new_email", limit))
-        current = repo.value(user, "email")
-        if current and canonical_email(str(current)) == new:
-            raise InvalidRequest("New email matches current email", code="email_unchanged")
+        await self._confirm_password(
+            db, user, password, request or detached_request(client_ip), transport
+        )
+        new = self._new_address(user, new_email)
         allowed = await self.dispatch.target_allowed("email_change_request", new)
         taken = await repo.find_by(db, "email", new) is not None
         eligible = allowed and not taken
         token = await self.tokens.issue(
             "change_email",
             str(repo.user_id(user)) if eligible else None,
-            self._snapshot("change_email", user if eligible else None),
+            self.links.snapshot("change_email", user if eligible else None),
             self.change_ttl,
             redirect_to=safe_redirect_path(redirect_to),
             new_email=new,
@@ -360,12 +290,35 @@ class EmailFlowService:
             details={"sent": eligible},
         )
 
+    async def _confirm_password(
+        self, db: AsyncSession, user: Any, password: str, request: Request, transport: str
+    ) -> None:
+        """The sign-in's throttle and lockout: a stolen session is no password oracle."""
+        try:
+            await confirm_password(
+                self.runtime, request, db, user, password, transport=transport, wrong=WRONG_PASSWORD
+            )
+        except IncorrectPassword:
+            # This route has always answered a wrong password with 400, not 401: a 401 on a
+            # signed-in page reads as "signed out" to a client.
+            raise InvalidRequest(WRONG_PASSWORD, code="incorrect_password") from None
+
+    def _new_address(self, user: Any, new_email: str) -> str:
+        """``new_email`` cleaned and canonical; refused when it is the current address."""
+        repo = self.runtime.repo
+        limit = min(repo.max_length("email") or MAX_EMAIL_LENGTH, MAX_EMAIL_LENGTH)
+        new = canonical_email(clean_identifier(new_email, "new_email", limit))
+        current = repo.value(user, "email")
+        if current and canonical_email(str(current)) == new:
+            raise InvalidRequest("New email matches current email", code="email_unchanged")
+        return new
+
     async def confirm_email_change(
         self, db: AsyncSession, token: str, *, context: HookContext | None = None
     ) -> EmailFlowResult:
         """Switch to the new address (verified), end the other sessions, tell the old one."""
         repo = self.runtime.repo
-        claims, record, user = await self._redeem(db, "change_email", token)
+        claims, record, user = await self.links.redeem(db, "change_email", token)
         new = claims.new_email
         if not new:
             raise InvalidRecoveryToken("no address in an email-change token")
@@ -413,7 +366,7 @@ class EmailFlowService:
     async def notify_security_event(self, db: AsyncSession, user: Any, kind: str) -> None:
         """Tell an account's owner about a change to its sign-in (``"recovery_code_used"``,
         ``"mfa_disabled"``) at its recovery address, on every channel."""
-        recipient = self._recovery_value(user)
+        recipient = self.links.recovery_value(user)
         if not recipient:
             return
         intent = DeliveryIntent(
@@ -434,16 +387,6 @@ class EmailFlowService:
         await self.dispatch.hand_over(intent, db, real=True, email_only=True)
 
     # -- helpers -----------------------------------------------------------------------------
-
-    async def _redeem(self, db: AsyncSession, purpose: TokenPurpose, token: str) -> Any:
-        claims = self.tokens.read(purpose, token)
-        record = await self.tokens.live_record(claims)
-        user = await self.runtime.repo.get(db, claims.user_id)
-        if user is None or not self._active(user):
-            raise InvalidRecoveryToken("account gone or disabled")
-        if not self.tokens.state_matches(claims, self._snapshot(purpose, user)):
-            raise InvalidRecoveryToken("the account changed since the token was issued")
-        return claims, record, user
 
     async def _fire(
         self, name: str, user: Any, db: AsyncSession, context: HookContext | None

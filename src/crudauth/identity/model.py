@@ -62,17 +62,9 @@ def make_auth_identity(
     if recovery not in (None, "email"):
         ns[f"{recovery}_verified"] = mapped_column(Boolean, nullable=False, default=False)
     if oauth:
-        ns["oauth_provider"] = mapped_column(String(32), nullable=True)
-        ns["google_id"] = mapped_column(String(64), unique=True, index=True, nullable=True)
-        ns["github_id"] = mapped_column(String(64), unique=True, index=True, nullable=True)
-        ns["oauth_created_at"] = mapped_column(DateTime(timezone=True), nullable=True)
-        ns["oauth_updated_at"] = mapped_column(DateTime(timezone=True), nullable=True)
+        ns.update(_oauth_columns())
     if mfa:
-        ns["totp_secret_encrypted"] = mapped_column(String(255), nullable=True)
-        ns["totp_confirmed_at"] = mapped_column(DateTime(timezone=True), nullable=True)
-        ns["totp_last_step"] = mapped_column(Integer, nullable=True)
-        ns["mfa_recovery_codes"] = mapped_column(Text, nullable=True)
-
+        ns.update(_mfa_columns())
     ns["__crudauth_shape__"] = {
         "identifiers": idents,
         "recovery": recovery,
@@ -85,6 +77,27 @@ def make_auth_identity(
     event.listen(mixin, "before_insert", _sync_username_key, propagate=True)
     event.listen(mixin, "before_update", _sync_username_key, propagate=True)
     return mixin
+
+
+def _oauth_columns() -> dict[str, Any]:
+    """The reference's OAuth columns: the last provider, ``{provider}_id``, timestamps."""
+    return {
+        "oauth_provider": mapped_column(String(32), nullable=True),
+        "google_id": mapped_column(String(64), unique=True, index=True, nullable=True),
+        "github_id": mapped_column(String(64), unique=True, index=True, nullable=True),
+        "oauth_created_at": mapped_column(DateTime(timezone=True), nullable=True),
+        "oauth_updated_at": mapped_column(DateTime(timezone=True), nullable=True),
+    }
+
+
+def _mfa_columns() -> dict[str, Any]:
+    """The TOTP secret (encrypted), its confirmation, last step, and the recovery codes."""
+    return {
+        "totp_secret_encrypted": mapped_column(String(255), nullable=True),
+        "totp_confirmed_at": mapped_column(DateTime(timezone=True), nullable=True),
+        "totp_last_step": mapped_column(Integer, nullable=True),
+        "mfa_recovery_codes": mapped_column(Text, nullable=True),
+    }
 
 
 def _sync_username_key(mapper: Any, connection: Any, target: Any) -> None:

@@ -87,24 +87,38 @@ def _management_routes(
     fresh: Freshness,
     elevated: Freshness,
 ) -> None:
-    runtime = service.runtime
-    Db = Annotated[AsyncSession, Depends(runtime.session_dependency)]
     Me = Annotated[Principal, Depends(current_user)]
-
-    async def managing(principal: Me) -> Principal:
-        with http_errors():
-            if principal.user is None:
-                raise NotAuthenticated("no user")
-            await runtime.throttles.hit("mfa_manage", f"user:{principal.user_id}")
-            return principal
-
-    Managing = Annotated[Principal, Depends(managing)]
+    managing = _managing(service, current_user)
 
     @router.get("")
     async def status(principal: Me) -> dict[str, Any]:
         """Whether two-factor sign-in is on, required, and how many recovery codes are left."""
         with http_errors():
             return await service.status(principal.user)
+
+    _enrolment_routes(router, service, managing, fresh)
+    _fresh_factor_routes(router, service, managing, elevated)
+
+
+def _managing(service: MfaService, current_user: Callable[..., Any]) -> Callable[..., Any]:
+    """The dependency of a management route: a signed-in user, under ``mfa_manage``."""
+    runtime = service.runtime
+
+    async def managing(principal: Annotated[Principal, Depends(current_user)]) -> Principal:
+        with http_errors():
+            if principal.user is None:
+                raise NotAuthenticated("no user")
+            await runtime.throttles.hit("mfa_manage", f"user:{principal.user_id}")
+            return principal
+
+    return managing
+
+
+def _enrolment_routes(
+    router: APIRouter, service: MfaService, managing: Callable[..., Any], fresh: Freshness
+) -> None:
+    Managing = Annotated[Principal, Depends(managing)]
+    Db = Annotated[AsyncSession, Depends(service.runtime.session_dependency)]
 
     @router.post("/totp/setup")
     async def setup(body: SetupIn, request: Request, db: Db, me: Managing) -> dict[str, str]:
@@ -125,6 +139,14 @@ def _management_routes(
         with http_errors():
             codes = await service.confirm(db, me.user, body.code, request=request)
             return {"recovery_codes": codes}
+
+
+def _fresh_factor_routes(
+    router: APIRouter, service: MfaService, managing: Callable[..., Any], elevated: Freshness
+) -> None:
+    """The routes that need a fresh code, or a session in sudo mode."""
+    Managing = Annotated[Principal, Depends(managing)]
+    Db = Annotated[AsyncSession, Depends(service.runtime.session_dependency)]
 
     @router.post("/totp/disable")
     async def disable(body: FreshCodeIn, request: Request, db: Db, me: Managing) -> dict[str, str]:

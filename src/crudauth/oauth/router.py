@@ -3,7 +3,7 @@
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -11,12 +11,12 @@ from crudauth.http.errors import http_errors
 from crudauth.http.origins import no_store
 from crudauth.http.redirects import safe_redirect_path
 from crudauth.http.request import BoundedRoute
-from crudauth.oauth.flow import OAuthFlow, SignedIn, log_failure
-from crudauth.oauth.state import STATE_COOKIE, STATE_TTL_SECONDS
-from crudauth.oauth.types import INVALID_STATE, OAuthFailure
+from crudauth.oauth import responses
+from crudauth.oauth.flow import OAuthFlow
+from crudauth.oauth.responses import INVALID_STATE_DETAIL as INVALID_STATE_DETAIL
+from crudauth.oauth.state import STATE_COOKIE
+from crudauth.oauth.types import OAuthFailure
 from crudauth.principal import Principal
-
-INVALID_STATE_DETAIL = "Invalid or expired OAuth state"
 
 
 class LinkConfirmIn(BaseModel):
@@ -24,38 +24,23 @@ class LinkConfirmIn(BaseModel):
 
 
 def build_oauth_router(flow: OAuthFlow, current_user: Any) -> APIRouter:
-    runtime, settings = flow.runtime, flow.settings
-    paths = settings.paths
+    """The sign-in routes (authorize, callback) and the signed-in user's identity routes."""
     router = APIRouter(
-        prefix=paths.prefix,
+        prefix=flow.settings.paths.prefix,
         tags=["oauth"],
         dependencies=[Depends(no_store)],
         route_class=BoundedRoute,
     )
+    _sign_in_routes(router, flow)
+    _identity_routes(router, flow, current_user)
+    return router
+
+
+def _sign_in_routes(router: APIRouter, flow: OAuthFlow) -> None:
+    runtime, settings = flow.runtime, flow.settings
     Db = Annotated[AsyncSession, Depends(runtime.session_dependency)]
-    User = Annotated[Principal, Depends(current_user)]
-    cookies = runtime.cookies
 
-    def with_state_cookie(out: Response, secret: str) -> Response:
-        out.set_cookie(
-            STATE_COOKIE,
-            secret,
-            max_age=STATE_TTL_SECONDS,
-            path=cookies.path,
-            secure=cookies.secure,
-            httponly=True,
-            samesite="lax",
-        )
-        return out
-
-    def failure(name: str, exc: OAuthFailure) -> Response:
-        log_failure(name, exc)
-        if settings.response_mode == "json":
-            detail = INVALID_STATE_DETAIL if exc.code == INVALID_STATE else exc.code
-            return JSONResponse({"detail": detail}, 400, headers={"X-Error-Code": exc.code})
-        return RedirectResponse(_with_error(settings.default_redirect, exc.code), 307)
-
-    @router.get(paths.authorize_path)
+    @router.get(settings.paths.authorize_path)
     async def authorize(request: Request, provider: str, redirect_to: str | None = None) -> Any:
         """Start signing in with ``provider``: a 307 to it (``{url}`` in JSON mode)."""
         with http_errors():
@@ -63,40 +48,30 @@ def build_oauth_router(flow: OAuthFlow, current_user: Any) -> APIRouter:
             try:
                 url, started = await flow.authorize(provider, safe_redirect_path(redirect_to))
             except OAuthFailure as exc:
-                return failure(provider, exc)
-        out: Response = (
-            JSONResponse({"url": url})
-            if settings.response_mode == "json"
-            else RedirectResponse(url, 307)
-        )
-        return with_state_cookie(out, started.browser_secret)
+                return responses.failure(settings, provider, exc)
+        out = responses.started(settings, url)
+        return responses.with_state_cookie(out, started.browser_secret, runtime.cookies)
 
-    @router.get(paths.callback_path)
+    @router.get(settings.paths.callback_path)
     async def callback(request: Request, db: Db, provider: str) -> Any:
         """Where the provider sends the browser back; signs in on success."""
         scratch = Response()
         with http_errors():
             await runtime.throttles.hit_address("oauth_callback", runtime.client_ip(request))
+            params, secret = dict(request.query_params), request.cookies.get(STATE_COOKIE)
             try:
-                done = await flow.callback(
-                    request,
-                    scratch,
-                    db,
-                    provider,
-                    dict(request.query_params),
-                    request.cookies.get(STATE_COOKIE),
-                )
+                done = await flow.callback(request, scratch, db, provider, params, secret)
             except OAuthFailure as exc:
-                out = failure(provider, exc)
+                out = responses.failure(settings, provider, exc)
             else:
-                out = _success(flow, done)
-        for name, value in scratch.headers.raw:
-            if name == b"set-cookie":
-                out.headers.raw.append((name, value))
-        out.delete_cookie(
-            STATE_COOKIE, path=cookies.path, secure=cookies.secure, httponly=True, samesite="lax"
-        )
-        return out
+                out = responses.success(flow, done)
+        return responses.callback_answer(out, scratch, runtime.cookies)
+
+
+def _identity_routes(router: APIRouter, flow: OAuthFlow, current_user: Any) -> None:
+    runtime = flow.runtime
+    Db = Annotated[AsyncSession, Depends(runtime.session_dependency)]
+    User = Annotated[Principal, Depends(current_user)]
 
     @router.get("/identities")
     async def identities(principal: User, db: Db) -> list[dict[str, Any]]:
@@ -111,7 +86,8 @@ def build_oauth_router(flow: OAuthFlow, current_user: Any) -> APIRouter:
         with http_errors():
             await runtime.throttles.hit_address("oauth_authorize", runtime.client_ip(request))
             url, started = await flow.authorize(provider, None, link_user_id=str(principal.user_id))
-        return with_state_cookie(JSONResponse({"url": url}), started.browser_secret)
+        out = JSONResponse({"url": url})
+        return responses.with_state_cookie(out, started.browser_secret, runtime.cookies)
 
     @router.delete("/identities/{identity_id}")
     async def unlink(principal: User, db: Db, identity_id: str) -> Any:
@@ -127,34 +103,3 @@ def build_oauth_router(flow: OAuthFlow, current_user: Any) -> APIRouter:
             await runtime.throttles.hit_address("oauth_link_confirm", runtime.client_ip(request))
             await flow.accounts.confirm_link(db, body.token)
         return {"detail": "Account linked."}
-
-    return router
-
-
-def _success(flow: OAuthFlow, done: SignedIn) -> Response:
-    settings, repo = flow.settings, flow.runtime.repo
-    body, redirect_to, user = done.body, done.redirect_to, done.user
-    if body.get("mfa_required"):
-        if settings.response_mode == "json":
-            return JSONResponse({**body, "redirect_to": redirect_to})
-        return RedirectResponse(
-            f"{settings.default_redirect}#mfa_challenge={body['challenge']}", 307
-        )
-    if settings.response_mode == "redirect":
-        return RedirectResponse(redirect_to, 307)
-    return JSONResponse(
-        {
-            "user": {
-                "user_id": repo.user_id(user),
-                "username": repo.value(user, "username"),
-                "email": repo.value(user, "email"),
-                "is_superuser": bool(repo.value(user, "is_superuser", False)),
-            },
-            "csrf_token": body.get("csrf_token"),
-            "redirect_to": redirect_to,
-        }
-    )
-
-
-def _with_error(url: str, code: str) -> str:
-    return f"{url}{'&' if '?' in url else '?'}error={code}"

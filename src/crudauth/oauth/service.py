@@ -13,28 +13,30 @@ Resolution, in order (stricter than the reference's §3.7, never a silent takeov
      ``link_confirmation_required``; signing in and linking from the account also works.
 4. No account has that address: a new user (unusable password, email verified).
 
-A CLI or a worker can call every method here; none of them knows about HTTP.
+A CLI or a worker can call every method here; none of them knows about HTTP. The mailed link
+of step 3 is :mod:`crudauth.oauth.confirmation`'s, the new user of step 4
+:mod:`crudauth.oauth.newuser`'s.
 """
 
 from __future__ import annotations
 
-import json
-import re
-import secrets
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Final, Protocol
+from typing import Any, Protocol
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crudauth.audit import Events
-from crudauth.errors import NotFound, RateLimited
-from crudauth.identity.identifiers import MAX_EMAIL_LENGTH, MAX_USERNAME_LENGTH, canonical_email
-from crudauth.keys import Purpose
+from crudauth.errors import NotFound
+from crudauth.identity.identifiers import MAX_EMAIL_LENGTH, canonical_email
+from crudauth.oauth.confirmation import LINK_TTL_SECONDS as LINK_TTL_SECONDS
+from crudauth.oauth.confirmation import LinkMailer as LinkMailer
+from crudauth.oauth.confirmation import offer_link, redeem_link
 from crudauth.oauth.identities import Identity, IdentityRepository
+from crudauth.oauth.newuser import Provision as Provision
+from crudauth.oauth.newuser import create_user
 from crudauth.oauth.types import (
     ACCOUNT_INACTIVE,
     EMAIL_MISSING,
@@ -43,27 +45,12 @@ from crudauth.oauth.types import (
     INVALID_STATE,
     LAST_SIGN_IN_METHOD,
     LINK_CONFIRMATION_REQUIRED,
-    OAUTH_FAILED,
     PROVIDER_ALREADY_LINKED,
     OAuthFailure,
     OAuthUserInfo,
 )
-from crudauth.passwords import is_unusable_password, make_unusable_password
+from crudauth.passwords import is_unusable_password
 from crudauth.runtime import AuthRuntime
-
-LINK_TTL_SECONDS: Final = 3600
-_USERNAME_JUNK = re.compile(r"[^a-z0-9_]+")
-
-#: ``(db, values, info) -> extra columns``: ``new_user_defaults`` and ``new_user_fields``.
-Provision = Callable[[AsyncSession, Mapping[str, Any], OAuthUserInfo], Awaitable[Mapping[str, Any]]]
-
-
-class LinkMailer(Protocol):
-    """Sends the owner of an account the link that confirms linking a provider."""
-
-    async def send_link_confirmation(
-        self, db: AsyncSession, user: Any, token: str, ttl: int
-    ) -> None: ...
 
 
 class ClaimSecurer(Protocol):
@@ -71,19 +58,6 @@ class ClaimSecurer(Protocol):
     proved (``AccountService.secure_claimed_account``)."""
 
     async def secure_claimed_account(self, db: AsyncSession, user: Any, spend: Any) -> None: ...
-
-
-class _Spent:
-    """The link token, already taken from the store: given back if the commit fails."""
-
-    def __init__(self, runtime: AuthRuntime, key: str, raw: str, ttl: int) -> None:
-        self.runtime, self.key, self.raw, self.ttl = runtime, key, raw, ttl
-
-    async def consume(self) -> None:
-        return None
-
-    async def restore(self) -> None:
-        await self.runtime.tokens.set(self.key, self.raw, self.ttl)
 
 
 @dataclass(frozen=True)
@@ -239,60 +213,19 @@ class OAuthAccountService:
 
     async def _ask_owner(self, db: AsyncSession, owner: Any, info: OAuthUserInfo) -> None:
         """Mail the owner a single-use link that links ``info`` once they open it."""
-        runtime, repo = self.runtime, self.runtime.repo
-        if self.mailer is None:
-            return
-        try:
-            await runtime.throttles.hit(
-                "existing_account_notice", f"oauth-link:{repo.user_id(owner)}"
-            )
-        except RateLimited:
-            return  # silent: the owner has been asked enough this hour
-        token = secrets.token_urlsafe(32)
-        record = {
-            "user_id": str(repo.user_id(owner)),
-            "email": repo.value(owner, "email"),
-            "epoch": int(repo.value(owner, "token_version", 0) or 0),
-            "provider": info.provider,
-            "subject": info.provider_id,
-            "provider_email": info.email,
-        }
-        key = "oauth_link:" + runtime.keys.digest(Purpose.OAUTH_LINK, token)
-        await runtime.tokens.set(key, json.dumps(record), self.link_ttl)
-        await self.mailer.send_link_confirmation(db, owner, token, self.link_ttl)
+        if self.mailer is not None:
+            await offer_link(self.runtime, db, owner, info, self.mailer, self.link_ttl)
 
     async def confirm_link(self, db: AsyncSession, token: str) -> Any:
         """Link the identity a confirmation mail was about; its user. Single use; void once
         the account's address or epoch (a password change) moved."""
-        runtime, repo = self.runtime, self.runtime.repo
-        raw, key = None, ""
-        if token and len(token) <= 128:
-            for digest in runtime.keys.digests(Purpose.OAUTH_LINK, token):
-                key = "oauth_link:" + digest
-                raw = await runtime.tokens.get_and_delete(key)
-                if raw is not None:
-                    break
-        if raw is None:
-            raise OAuthFailure(INVALID_STATE, "unknown, used or expired link token")
-        record = json.loads(raw)
-        user = await repo.get(db, record["user_id"])
-        if user is None or repo.value(user, "email") != record["email"]:
-            raise OAuthFailure(INVALID_STATE, "the account changed since the mail")
-        if int(repo.value(user, "token_version", 0) or 0) != record["epoch"]:
-            raise OAuthFailure(INVALID_STATE, "the account changed since the mail")
+        user, info, spent = await redeem_link(self.runtime, db, token, self.link_ttl)
         self._require_active(user)
-        info = OAuthUserInfo(
-            provider=record["provider"],
-            provider_id=record["subject"],
-            email=record["provider_email"],
-            email_verified=True,
-        )
         if await self.linked_user(db, info) is not None:
             raise OAuthFailure(PROVIDER_ALREADY_LINKED)
-        if not repo.value(user, "email_verified", False) and self.claims is not None:
+        if not self.runtime.repo.value(user, "email_verified", False) and self.claims is not None:
             # Pre-account hijacking: someone registered this address without proving it.
             # The mailbox's owner just did; the registrant's password and sessions end.
-            spent = _Spent(runtime, key, raw, self.link_ttl)
             await self.claims.secure_claimed_account(db, user, spent)
         await self.link(db, user, info)
         return user
@@ -351,55 +284,13 @@ class OAuthAccountService:
     # -- a new user -------------------------------------------------------------------------
 
     async def _create(self, db: AsyncSession, info: OAuthUserInfo, email: str) -> Any:
-        repo = self.runtime.repo
-        values: dict[str, Any] = {
-            "email": email,
-            "hashed_password": make_unusable_password(),
-        }
-        if repo.has("email_verified"):
-            values["email_verified"] = True
-        column = self._legacy_column(info.provider)
-        if column is not None:
-            values[column] = info.provider_id
-        now = datetime.now(timezone.utc)
-        for field in ("oauth_created_at", "oauth_updated_at"):
-            if repo.has(field):
-                values[field] = now
-        if repo.has("oauth_provider"):
-            values["oauth_provider"] = info.provider
-        if self.provision is not None:
-            values = {**(await self.provision(db, values, info)), **values}
-        for attempt in range(2):
-            if repo.has("username"):
-                values["username"] = await self._free_username(db, info, email, attempt)
-            try:
-                user = await repo.create(db, values)
-                break
-            except IntegrityError:
-                if await repo.find_by(db, "email", email) is not None:
-                    raise OAuthFailure(OAUTH_FAILED, "address taken meanwhile") from None
-        else:
-            raise OAuthFailure(OAUTH_FAILED, "no free username")
+        user = await create_user(
+            self.runtime,
+            db,
+            info,
+            email,
+            legacy_column=self._legacy_column(info.provider),
+            provision=self.provision,
+        )
         await self.link(db, user, info)
         return user
-
-    async def _free_username(
-        self, db: AsyncSession, info: OAuthUserInfo, email: str, attempt: int
-    ) -> str:
-        limit = min(self.runtime.repo.max_length("username") or 32, MAX_USERNAME_LENGTH)
-        base = _username_base(info, email)[:limit]
-        if attempt == 0:
-            candidates = [base] + [f"{base[: limit - 3]}_{i}" for i in range(1, 100)]
-            for candidate in candidates:
-                if await self.runtime.repo.find_by(db, "username", candidate) is None:
-                    return candidate
-        return f"{base[: limit - 9]}_{secrets.token_hex(4)}"
-
-
-def _username_base(info: OAuthUserInfo, email: str) -> str:
-    for raw in (info.username, info.given_name, info.name, email.split("@", 1)[0]):
-        if raw:
-            cleaned = _USERNAME_JUNK.sub("", raw.lower().replace(" ", "_").replace("-", "_"))
-            if cleaned:
-                return cleaned if len(cleaned) >= 2 else f"user_{cleaned}"
-    return "user"

@@ -8,8 +8,10 @@ from typing import Any
 
 from crudauth.errors import ConfigurationError
 from crudauth.http.redirects import safe_redirect_path
+from crudauth.oauth.confirmation import LinkMailer
 from crudauth.oauth.identities import identities_table
-from crudauth.oauth.service import ClaimSecurer, LinkMailer, OAuthAccountService, Provision
+from crudauth.oauth.newuser import Provision
+from crudauth.oauth.service import ClaimSecurer, OAuthAccountService
 from crudauth.oauth.types import OAuthCredentials, OAuthFailure
 from crudauth.runtime import AuthRuntime
 from crudauth.signin.pipeline import SignInPipeline

@@ -186,17 +186,7 @@ class RegistrationService:
                 email=raw_email if isinstance(raw_email, str) else None,
             ),
         )
-        values = {
-            k: v
-            for k, v in payload.items()
-            if k != "password" and (k in REGISTRATION_ALLOWED_FIELDS or k in self.extra_fields)
-        }
-        if isinstance(raw_username, str):
-            limit = min(repo.max_length("username") or MAX_USERNAME_LENGTH, MAX_USERNAME_LENGTH)
-            values["username"] = clean_identifier(raw_username, "username", limit)
-        if isinstance(raw_email, str):
-            limit = min(repo.max_length("email") or MAX_EMAIL_LENGTH, MAX_EMAIL_LENGTH)
-            values["email"] = canonical_email(clean_identifier(raw_email, "email", limit))
+        values = self._allowed_values(payload)
         # Counted only once the request is valid (the reference's order), before any hashing.
         await runtime.throttles.hit_address("register", client_ip)
         values["hashed_password"] = await runtime.hasher.hash_async(password)
@@ -218,6 +208,24 @@ class RegistrationService:
         if self.delivery is not None:
             await self.delivery.send_verification(db, user, defer=defer)  # best-effort
         return user
+
+    def _allowed_values(self, payload: Mapping[str, Any]) -> dict[str, Any]:
+        """The allowed fields of ``payload``, the username and email cleaned (an invalid one
+        raises)."""
+        repo = self.runtime.repo
+        values = {
+            k: v
+            for k, v in payload.items()
+            if k != "password" and (k in REGISTRATION_ALLOWED_FIELDS or k in self.extra_fields)
+        }
+        raw_username, raw_email = payload.get("username"), payload.get("email")
+        if isinstance(raw_username, str):
+            limit = min(repo.max_length("username") or MAX_USERNAME_LENGTH, MAX_USERNAME_LENGTH)
+            values["username"] = clean_identifier(raw_username, "username", limit)
+        if isinstance(raw_email, str):
+            limit = min(repo.max_length("email") or MAX_EMAIL_LENGTH, MAX_EMAIL_LENGTH)
+            values["email"] = canonical_email(clean_identifier(raw_email, "email", limit))
+        return values
 
     async def _taken_quietly(
         self, db: AsyncSession, values: Mapping[str, Any], defer: Defer | None

@@ -15,6 +15,7 @@ from crudauth.http.request import BoundedRoute, request_cookie
 from crudauth.transports.bearer.tokens import MAX_TOKEN_BYTES
 
 if TYPE_CHECKING:
+    from crudauth.transports.bearer.results import RefreshedTokens
     from crudauth.transports.bearer.transport import BearerTransport
 
 REFRESH_MISSING = "Refresh token missing"
@@ -29,6 +30,20 @@ def _cleared(transport: "BearerTransport") -> dict[str, str]:
     scratch = Response()
     transport.clear_cookies(scratch)
     return {"set-cookie": scratch.headers["set-cookie"]}
+
+
+async def _refreshed(
+    transport: "BearerTransport", db: AsyncSession, presented: str, request: Request
+) -> "RefreshedTokens":
+    """``transport.refresh``; a refused token is a 401 that, in cookie mode, also drops the
+    refresh cookie (a dead one is useless to keep)."""
+    try:
+        return await transport.refresh(db, presented, request)
+    except InvalidToken as exc:
+        error = to_http(InvalidRefreshToken(exc.reason))
+        if transport.refresh_mode == "cookie":
+            error.headers = {**(error.headers or {}), **_cleared(transport)}
+        raise error from None
 
 
 def build_bearer_router(transport: "BearerTransport") -> APIRouter:
@@ -53,14 +68,7 @@ def build_bearer_router(transport: "BearerTransport") -> APIRouter:
             await runtime.throttles.hit_address("refresh", runtime.client_ip(request))
             if cookie_mode:
                 refuse_cross_site(request, runtime.origins)
-            try:
-                result = await transport.refresh(db, presented, request)
-            except InvalidToken as exc:
-                error = to_http(InvalidRefreshToken(exc.reason))
-                if cookie_mode:
-                    # A dead refresh cookie is useless to keep; the error response drops it.
-                    error.headers = {**(error.headers or {}), **_cleared(transport)}
-                raise error from None
+            result = await _refreshed(transport, db, presented, request)
         answer = dict(result.tokens)
         if cookie_mode:
             transport.set_refresh_cookie(response, answer.pop("refresh_token"), result.expires_at)
