@@ -1,11 +1,12 @@
 """Pending sign-ins waiting for their second factor.
 
-A challenge is a 256-bit token handed to the client that passed the first factor. The store
-keeps only its keyed hash, with what the sign-in needs to resume: whose account, at which epoch
-(a password reset while it waits kills it), through which transport and with which options,
-the lockout slots the first factor holds, and for a cookie transport the keyed hash of a
-second random value set as an HttpOnly cookie on that browser. Someone who learns the token
-alone (from a log, a URL fragment) cannot answer it from another browser.
+A challenge is a 256-bit token handed to the client that passed the first factor, kept as a
+browser-bound single-use record (``crudauth.storage.browser_bound``): the store keeps only its
+keyed hash, with what the sign-in needs to resume: whose account, at which epoch (a password
+reset while it waits kills it), through which transport and with which options, the lockout
+slots the first factor holds, and for a cookie transport the keyed hash of a second random
+value set as an HttpOnly cookie on that browser. Someone who learns the token alone (from a
+log, a URL fragment) cannot answer it from another browser.
 
 A challenge dies after ``challenge_ttl_seconds``, after ``max_code_attempts`` wrong codes, and
 when it is answered: ``consume`` is one atomic get-and-delete, so of four workers answering the
@@ -15,14 +16,14 @@ same challenge at once, one resumes the sign-in.
 from __future__ import annotations
 
 import json
-import secrets
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Final
 
-from crudauth.keys import Purpose, TokenShape
+from crudauth.keys import Purpose
 from crudauth.runtime import AuthRuntime
+from crudauth.storage.browser_bound import TOKEN_SHAPE as TOKEN_SHAPE
+from crudauth.storage.browser_bound import BrowserBoundRecords, new_secret
 
-TOKEN_SHAPE: Final = TokenShape(min_length=32, max_length=128)
 _CAS_TRIES: Final = 20
 
 
@@ -65,34 +66,30 @@ class ChallengeStore:
         self.runtime = runtime
         self.ttl = ttl
         self.max_attempts = max_attempts
+        self.records = BrowserBoundRecords(
+            runtime.tokens,
+            runtime.keys,
+            prefix="mfa:challenge:",
+            token_purpose=Purpose.MFA_CHALLENGE,
+            binding_purpose=Purpose.MFA_BINDING,
+        )
 
-    @staticmethod
-    def new_token() -> str:
-        return secrets.token_urlsafe(32)
-
-    def _key(self, token: str) -> str | None:
-        if not isinstance(token, str) or not TOKEN_SHAPE.check(token):
-            return None
-        return "mfa:challenge:" + self.runtime.keys.digest(Purpose.MFA_CHALLENGE, token)
+    new_token = staticmethod(new_secret)
 
     def binding_digest(self, value: str) -> str:
-        return self.runtime.keys.digest(Purpose.MFA_BINDING, value)
+        return self.records.binding(value)
 
     def binding_matches(self, record: ChallengeRecord, presented: str | None) -> bool:
         if record.binding is None:
             return True
-        if presented is None or not TOKEN_SHAPE.check(presented):
-            return False
-        return self.runtime.keys.matches(Purpose.MFA_BINDING, presented, record.binding)
+        return self.records.bound(record.binding, presented)
 
     async def create(self, token: str, record: ChallengeRecord) -> None:
-        key = self._key(token)
-        assert key is not None  # a token we minted
-        await self.runtime.tokens.set(key, record.dumps(), float(self.ttl))
+        await self.records.put(token, record.dumps(), float(self.ttl))
 
     async def load(self, token: str) -> ChallengeRecord | None:
         """The live record, or ``None`` (unknown, expired, answered or dead)."""
-        key = self._key(token)
+        key = self.records.key(token)
         if key is None:
             return None
         raw = await self.runtime.tokens.get(key)
@@ -106,7 +103,7 @@ class ChallengeStore:
     async def count_wrong(self, token: str) -> None:
         """One more wrong code; the challenge dies at ``max_attempts`` (atomically: four
         workers counting at once never leave it alive past the limit)."""
-        key = self._key(token)
+        key = self.records.key(token)
         if key is None:
             return
         store = self.runtime.tokens
@@ -126,13 +123,10 @@ class ChallengeStore:
 
     async def consume(self, token: str) -> ChallengeRecord | None:
         """Take the challenge for good; ``None`` for every caller but one."""
-        key = self._key(token)
-        if key is None:
-            return None
-        raw = await self.runtime.tokens.get_and_delete(key)
+        raw = await self.records.take(token)
         return None if raw is None else ChallengeRecord.loads(raw)
 
     async def discard(self, token: str) -> None:
-        key = self._key(token)
+        key = self.records.key(token)
         if key is not None:
             await self.runtime.tokens.delete(key)

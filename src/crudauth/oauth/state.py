@@ -1,5 +1,7 @@
 """OAuth state: one authorization request, bound to the browser that started it.
 
+A browser-bound single-use record (``crudauth.storage.browser_bound``):
+
 - The ``state`` value is 256 random bits; the store keeps the record under a keyed hash of
   it (``oauth_state:<hmac>``), never the value itself, for ten minutes.
 - The record holds the provider, the PKCE verifier, the nonce, the safe ``redirect_to`` and
@@ -19,11 +21,12 @@ from typing import Final
 from crudauth.keys import Purpose
 from crudauth.oauth.types import INVALID_STATE, OAuthFailure, OAuthState
 from crudauth.runtime import AuthRuntime
+from crudauth.storage.browser_bound import TOKEN_SHAPE, BrowserBoundRecords, new_secret
 
 STATE_TTL_SECONDS: Final = 600
 STATE_COOKIE: Final = "oauth_state"
-#: ``token_urlsafe(32)`` is 43 characters; anything much longer is not ours.
-MAX_STATE_LENGTH: Final = 128
+#: The longest state value (or browser secret) accepted: ``TOKEN_SHAPE``'s bound.
+MAX_STATE_LENGTH: Final = TOKEN_SHAPE.max_length
 
 
 @dataclass(frozen=True)
@@ -38,46 +41,45 @@ class StateStore:
 
     def __init__(self, runtime: AuthRuntime) -> None:
         self.runtime = runtime
-
-    def _key(self, state: str, index: int = 0) -> str:
-        return "oauth_state:" + self.runtime.keys.digest(Purpose.OAUTH_STATE, state, index)
+        self.records = BrowserBoundRecords(
+            runtime.tokens,
+            runtime.keys,
+            prefix="oauth_state:",
+            token_purpose=Purpose.OAUTH_STATE,
+            binding_purpose=Purpose.OAUTH_BROWSER,
+            rotation=True,  # a rotated secret keeps live states
+        )
 
     async def begin(
         self, provider: str, *, redirect_to: str | None, link_user_id: str | None = None
     ) -> StartedAuthorization:
-        state = secrets.token_urlsafe(32)
-        browser = secrets.token_urlsafe(32)
+        state = new_secret()
+        browser = new_secret()
         record = OAuthState(
             provider=provider,
             code_verifier=secrets.token_urlsafe(32),  # 43 characters (RFC 7636 §4.1)
             nonce=secrets.token_urlsafe(32),
-            browser=self.runtime.keys.digest(Purpose.OAUTH_BROWSER, browser),
+            browser=self.records.binding(browser),
             redirect_to=redirect_to,
             created_at=self.runtime.clock.now(),
             link_user_id=link_user_id,
         )
-        await self.runtime.tokens.set(
-            self._key(state), json.dumps(record.to_dict()), STATE_TTL_SECONDS
-        )
+        await self.records.put(state, json.dumps(record.to_dict()), STATE_TTL_SECONDS)
         return StartedAuthorization(state, browser, record)
 
     async def consume(self, state: str | None, browser_secret: str | None) -> OAuthState:
         """The record of ``state``, removed; ``OAuthFailure("invalid_state")`` when there is
         none, it was used, it expired, or this browser did not start it."""
-        if not state or len(state) > MAX_STATE_LENGTH:
+        if not TOKEN_SHAPE.check(state):
             raise OAuthFailure(INVALID_STATE, "no state or not ours")
-        raw = None
-        for index in range(self.runtime.keys.size):  # a rotated secret keeps live states
-            raw = await self.runtime.tokens.get_and_delete(self._key(state, index))
-            if raw is not None:
-                break
+        raw = await self.records.take(state)
         if raw is None:
             raise OAuthFailure(INVALID_STATE, "unknown, used or expired state")
         record = OAuthState.from_dict(json.loads(raw))
         if record.created_at + STATE_TTL_SECONDS < self.runtime.clock.now():
             raise OAuthFailure(INVALID_STATE, "expired state")
-        if not browser_secret or len(browser_secret) > MAX_STATE_LENGTH:
+        if not browser_secret:
             raise OAuthFailure(INVALID_STATE, "no state cookie")
-        if not self.runtime.keys.matches(Purpose.OAUTH_BROWSER, browser_secret, record.browser):
+        if not self.records.bound(record.browser, browser_secret):
             raise OAuthFailure(INVALID_STATE, "state started in another browser")
         return record

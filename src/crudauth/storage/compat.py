@@ -7,7 +7,7 @@ be atomic (``modify``, ``set_if_absent``, ``get_and_delete``). A value is stored
 lets ``update(reset_expiration=False)`` keep the time left, since the port takes a fresh TTL on
 every write. ``update``, ``extend`` and ``modify`` replace the envelope by ``compare_and_set``
 against exactly what they read, retrying on conflict: no change is lost, and a deleted value is
-never written back.
+never written back. Each user's values are listed in an index (``compat_index.py``).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from pydantic import BaseModel
 from crudauth.clock import Clock, SystemClock
 from crudauth.errors import StoreUnavailable
 from crudauth.storage.base import KeyValueStore
+from crudauth.storage.compat_index import MAX_ATTEMPTS, change_index, index_key, indexed
 from crudauth.storage.memory import MemoryKeyValueStore
 
 if TYPE_CHECKING:
@@ -30,8 +31,6 @@ if TYPE_CHECKING:
 
 T = TypeVar("T", bound=BaseModel)
 
-#: How often a compare-and-set loop re-reads after losing a race before giving up.
-MAX_ATTEMPTS = 100
 #: An index entry outlives the record it lists by this much, so extending a record rewrites its
 #: index entry at most once per this many seconds instead of on every call.
 INDEX_MARGIN = 3600.0
@@ -103,7 +102,7 @@ class AbstractSessionStorage(Generic[T]):
         return f"{self.prefix}{session_id}"
 
     def _users_key(self, user_id: str) -> str:
-        return f"{self.prefix.rstrip(':')}_users:{user_id}"
+        return index_key(self.prefix, user_id)
 
     def _lifetime(self, expiration: float | None) -> float:
         _positive(expiration)
@@ -249,23 +248,15 @@ class AbstractSessionStorage(Generic[T]):
             await self._index_remove(entry.user_id, session_id)
         return model.model_validate(entry.value)
 
-    # One JSON object {session id: bound} under ``{prefix without ':'}_users:{user id}``, where
-    # each bound is a time after which that record is certainly gone. It is only ever changed
-    # by compare-and-set, and a record is indexed before it is written, so the index lists
-    # every live record of the user (and maybe some dead ones, which reads filter out).
-
     async def get_user_sessions(self, user_id: str | int) -> list[str]:
         """Ids of ``user_id``'s live values (those whose model has that ``user_id``; ids are
         compared as text, so ``42`` and ``"42"`` are the same user)."""
         user_id = str(user_id)
-        raw = await self.store.get(self._users_key(user_id))
-        now = self.clock.now()
         found: list[str] = []
-        for session_id, bound in (json.loads(raw) if raw else {}).items():
-            if bound > now:
-                entry = await self._read(session_id)
-                if entry is not None and entry.user_id == user_id:
-                    found.append(session_id)
+        for session_id in await indexed(self.store, self._users_key(user_id), self.clock):
+            entry = await self._read(session_id)
+            if entry is not None and entry.user_id == user_id:
+                found.append(session_id)
         return found
 
     async def remove_from_user_index(self, user_id: str | int, session_id: str) -> None:
@@ -276,33 +267,15 @@ class AbstractSessionStorage(Generic[T]):
         def add(entries: dict[str, float]) -> None:
             entries[session_id] = max(entries.get(session_id, 0.0), bound)
 
-        await self._index_change(user_id, add)
+        await change_index(self.store, self._users_key(user_id), self.clock, add)
 
     async def _index_remove(self, user_id: str, session_id: str) -> None:
-        await self._index_change(user_id, lambda entries: entries.pop(session_id, None))
-
-    async def _index_change(
-        self, user_id: str, change: Callable[[dict[str, float]], object]
-    ) -> None:
-        key = self._users_key(user_id)
-        for _ in range(MAX_ATTEMPTS):
-            raw = await self.store.get(key)
-            before: dict[str, float] = json.loads(raw) if raw else {}
-            now = self.clock.now()
-            entries = {sid: bound for sid, bound in before.items() if bound > now}
-            change(entries)
-            # The index lives as long as its longest bound, even once emptied: it is cheaper
-            # to let an empty object expire than to add a compare-and-delete to the port.
-            ttl = max([*before.values(), *entries.values(), now]) - now
-            if ttl <= 0:
-                return  # nothing live to list, and nothing stored worth keeping
-            new = json.dumps(entries, sort_keys=True)
-            if raw is None:
-                if await self.store.set_if_absent(key, new, ttl):
-                    return
-            elif await self.store.compare_and_set(key, raw, new, ttl):
-                return
-        raise StoreUnavailable(f"{key!r} kept changing under a compare-and-set")
+        await change_index(
+            self.store,
+            self._users_key(user_id),
+            self.clock,
+            lambda entries: entries.pop(session_id, None),
+        )
 
     async def scan_keys(self, pattern: str) -> list[str]:
         """Not supported: the ``KeyValueStore`` port deliberately has no key scans.

@@ -7,7 +7,7 @@ body that is not the expected JSON) raises ``OAuthFailure("oauth_failed")`` with
 for the log, never anything else: the callback turns it into the ``oauth_failed`` answer.
 
 A custom provider sets ``name``, ``authorize_url``, ``token_url`` and ``default_scopes`` and
-implements ``get_user_info(access_token)``; see docs/oauth.md.
+implements ``get_user_info(access_token)``, usually with ``fetch_profile``; see docs/oauth.md.
 """
 
 from __future__ import annotations
@@ -190,6 +190,17 @@ class AbstractOAuthProvider(ABC):
     @abstractmethod
     async def get_user_info(self, access_token: str) -> OAuthUserInfo:
         """The profile of the user ``access_token`` belongs to."""
+
+    async def fetch_profile(
+        self, url: str, access_token: str, *, headers: Mapping[str, str] | None = None
+    ) -> Mapping[str, Any]:
+        """``GET url`` with ``access_token`` (a userinfo endpoint, a profile API): its JSON
+        object, or ``OAuthFailure`` for anything else."""
+        data = await self.request_json("GET", url, token=access_token, headers=headers)
+        if not isinstance(data, Mapping):
+            where = f"{self.provider_name} {urlsplit(url).path}"
+            raise OAuthFailure(OAUTH_FAILED, f"{where}: not a JSON object")
+        return data
 
     # -- HTTP -------------------------------------------------------------------------------
 

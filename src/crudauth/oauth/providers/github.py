@@ -48,10 +48,8 @@ class GitHubOAuthProvider(AbstractOAuthProvider):
 
     async def get_user_info(self, access_token: str) -> OAuthUserInfo:
         headers = {"Accept": "application/vnd.github+json"}
-        user = await self.request_json(
-            "GET", f"{self.api_base_url}/user", token=access_token, headers=headers
-        )
-        if not isinstance(user, Mapping) or not isinstance(user.get("id"), (int, str)):
+        user = await self.fetch_profile(f"{self.api_base_url}/user", access_token, headers=headers)
+        if not isinstance(user.get("id"), (int, str)):
             raise OAuthFailure(OAUTH_FAILED, "github: /user without an id")
         emails = await self.request_json(
             "GET", f"{self.api_base_url}/user/emails", token=access_token, headers=headers

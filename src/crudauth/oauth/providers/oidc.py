@@ -230,8 +230,8 @@ class GenericOIDCProvider(AbstractOAuthProvider):
         )
         profile: dict[str, Any] = {}
         if self.userinfo_url is not None:
-            fetched = await self.request_json("GET", self.userinfo_url, token=tokens.access_token)
-            if not isinstance(fetched, Mapping) or fetched.get("sub") != claims["sub"]:
+            fetched = await self.fetch_profile(self.userinfo_url, tokens.access_token)
+            if fetched.get("sub") != claims["sub"]:
                 raise OAuthFailure(OAUTH_FAILED, "userinfo sub differs from the id token's")
             profile = dict(fetched)
         return self.user_info(claims, {**profile, **claims})
@@ -254,7 +254,7 @@ class GenericOIDCProvider(AbstractOAuthProvider):
         """Userinfo alone (no ID token): what a plain OAuth call would see."""
         if self.userinfo_url is None:
             raise OAuthFailure(OAUTH_FAILED, f"{self.provider_name}: no userinfo endpoint")
-        data = await self.request_json("GET", self.userinfo_url, token=access_token)
-        if not isinstance(data, Mapping) or not text_claim(data, "sub"):
+        data = await self.fetch_profile(self.userinfo_url, access_token)
+        if not text_claim(data, "sub"):
             raise OAuthFailure(OAUTH_FAILED, "userinfo without sub")
         return self.user_info(data, data)
