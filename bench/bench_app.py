@@ -114,7 +114,8 @@ auth = CRUDAuth(
     session=get_session,
     user_model=User,
     SECRET_KEY=SECRET,
-    transports=[_session_transport(), BearerTransport(refresh="body")],
+    # Tokens minted once serve every valgrind run of bench/instructions.py (over 15 minutes).
+    transports=[_session_transport(), BearerTransport(refresh="body", access_ttl=86400)],
     cookies=CookieConfig(secure=False),
     redis_url=REDIS_URL,
     rate_limit_prefix=f"{NAMESPACE}rl:" if REDIS_URL else None,

@@ -33,12 +33,7 @@ from crudauth.passwords import LegacyVerifier, PasswordHasher
 from crudauth.policy import PasswordPolicy, Source
 from crudauth.principal import Principal
 from crudauth.ratelimit.base import RateLimiterBackend
-from crudauth.ratelimit.policy import (
-    KeyBy,
-    LockoutConfig,
-    RateLimit,
-    RateLimitResolver,
-)
+from crudauth.ratelimit.policy import KeyBy, LockoutConfig, RateLimit, RateLimitResolver
 from crudauth.register.router import build_register_route
 from crudauth.register.service import NewUserFields
 from crudauth.signin.pipeline import check_password
@@ -253,10 +248,8 @@ class CRUDAuth:
     def _routes_of(self, transport: Transport) -> APIRouter:
         """``transport``'s sign-in route (``/login``, ``/token``), then its own routes."""
         router = APIRouter()
-        for contributed in (
-            build_sign_in_router(self._parts.sign_in, transport),
-            transport.router(),
-        ):
+        sign_in = build_sign_in_router(self._parts.sign_in, transport)
+        for contributed in (sign_in, transport.router()):
             if contributed is not None:
                 router.include_router(contributed)
         return router
