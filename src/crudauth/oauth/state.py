@@ -25,8 +25,6 @@ from crudauth.storage.browser_bound import TOKEN_SHAPE, BrowserBoundRecords, new
 
 STATE_TTL_SECONDS: Final = 600
 STATE_COOKIE: Final = "oauth_state"
-#: The longest state value (or browser secret) accepted: ``TOKEN_SHAPE``'s bound.
-MAX_STATE_LENGTH: Final = TOKEN_SHAPE.max_length
 
 
 @dataclass(frozen=True)
