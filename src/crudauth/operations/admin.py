@@ -11,7 +11,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -160,8 +160,9 @@ class Operations:
         lines = []
         user_id = self.repo.user_id(user)
         for transport in self.auth.transports:
-            if isinstance(transport, SessionTransport):
-                for _, record in await transport.manager.list_for_user(user_id):
+            if transport.keeps_sessions:
+                manager = cast("SessionTransport", transport).manager
+                for _, record in await manager.list_for_user(user_id):
                     lines.append(self._line(transport.name, record))
         return sorted(lines, key=lambda line: line.last_activity, reverse=True)
 

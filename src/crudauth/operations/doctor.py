@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from sqlalchemy import inspect, text
 
@@ -94,9 +94,9 @@ def check_memory(auth: CRUDAuth, workers: int) -> Finding:
 def check_cookies(auth: CRUDAuth) -> list[Finding]:
     out = []
     for transport in auth.transports:
-        if not isinstance(transport, SessionTransport):
+        if not transport.keeps_sessions:
             continue
-        config = transport.cookies.config
+        config = cast("SessionTransport", transport).cookies.config
         if not config.secure:
             out.append(
                 Finding(
