@@ -97,7 +97,6 @@ class CRUDAuth:
         oauth_default_redirect: str | None = None,
         redirect_base_url: str | None = None,
     ) -> None:
-        # Every keyword argument goes to assembly.assemble by name; it checks and builds.
         parts = assemble(Arguments(**{k: v for k, v in locals().items() if k != "self"}))
         self.production = parts.production
         self.session = session
