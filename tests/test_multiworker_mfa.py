@@ -29,6 +29,7 @@ from tests.multiworker import (
     cookie_header,
     drop_keys,
     forwarded_for,
+    fresh_counters,
     session_cookies,
     together,
 )
@@ -75,6 +76,13 @@ def workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workers]:
         pool.stop()
         drop_keys(REDIS_TEST_URL, f"{prefix}*")
         asyncio.run(_schema(f"DROP SCHEMA {schema} CASCADE", schema))
+
+
+@pytest.fixture(autouse=True)
+def _fresh_counters(workers: Workers) -> None:
+    # Enrolment confirms the password from 127.0.0.1: each test starts with that address's
+    # budget, however many tests ran before it in this process (``--count``).
+    fresh_counters(workers.env["RATE_LIMIT_PREFIX"])
 
 
 @pytest.fixture
