@@ -12,9 +12,9 @@ after the warm-up.
 
 What it cannot see: time in the kernel (socket calls: the database's and Redis's round trips),
 cache misses, and waiting. It counts what the worker's own code executes, which is where an
-auth library's cost is; it is a complement to ``run.py``'s ratios, not the contract. 3 to 7
-minutes on two cores, depending on the machine's load (valgrind makes Python ~50x slower; two
-runs at a time).
+auth library's cost is; it is a complement to ``run.py``'s ratios, not the contract. 12 to 16
+minutes on two cores for every route (valgrind makes Python ~50x slower; two runs at a time);
+``--routes`` runs fewer.
 """
 
 from __future__ import annotations
