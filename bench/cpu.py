@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
 import sys
 import tempfile
@@ -24,12 +23,6 @@ import run as bench
 
 ROUTES = ("open", "floor", "protected", "claims")
 HEADERS = {"session": "Cookie", "bearer": "Authorization"}
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system time of every thread of ``pid`` so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> int:
@@ -71,12 +64,12 @@ def main() -> int:
                             for route in ROUTES:
                                 url = f"{server.base}/bench/{route}"
                                 bench.drive(url, 0.5, header, value, tolerate=True)  # warm
-                                before = cpu_seconds(server.proc.pid)
+                                before = bench.cpu_seconds(server.proc.pid)
                                 result = bench.drive(
                                     url, args.seconds, header, value, tolerate=True
                                 )
                                 errors += result.errors
-                                used = cpu_seconds(server.proc.pid) - before
+                                used = bench.cpu_seconds(server.proc.pid) - before
                                 requests = result.requests or result.rps * args.seconds
                                 per.setdefault((client, transport, route), []).append(
                                     used / requests * 1e6
