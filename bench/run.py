@@ -677,9 +677,9 @@ _RAW_HASHING = """
 import asyncio, sys, time
 from crudauth import PasswordHasher
 
-async def main(seconds: float) -> None:
+async def main(seconds: float, password: str) -> None:
     hasher = PasswordHasher()
-    encoded = hasher.hash("bench password that is long enough")
+    encoded = hasher.hash(password)
     await hasher.verify_async("warm up", encoded)
     done = 0
     stop_at = time.monotonic() + seconds
@@ -687,7 +687,7 @@ async def main(seconds: float) -> None:
     async def client() -> None:
         nonlocal done
         while time.monotonic() < stop_at:
-            await hasher.verify_async("bench password that is long enough", encoded)
+            await hasher.verify_async(password, encoded)
             done += 1
 
     start = time.monotonic()
@@ -695,7 +695,7 @@ async def main(seconds: float) -> None:
     print(done / (time.monotonic() - start))
     hasher.close()
 
-asyncio.run(main(float(sys.argv[1])))
+asyncio.run(main(float(sys.argv[1]), sys.argv[2]))
 """
 
 
@@ -703,7 +703,7 @@ def raw_hash_rate(seconds: float) -> float:
     """Verifications per second of the default ``PasswordHasher``'s pool, alone, on the
     server's CPU: two callers keep the pool busy, as the two sign-in clients do."""
     out = subprocess.run(  # noqa: S603 - this interpreter and the script above
-        [*pin(0), PYTHON, "-c", _RAW_HASHING, str(seconds)],
+        [*pin(0), PYTHON, "-c", _RAW_HASHING, str(seconds), PASSWORD],
         check=True,
         capture_output=True,
         text=True,

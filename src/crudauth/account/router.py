@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crudauth.account.service import NOT_FRESH as NOT_FRESH
 from crudauth.account.service import WRONG_CURRENT as WRONG_CURRENT
 from crudauth.account.service import Freshness as Freshness
-from crudauth.account.service import PrincipalAccount, _never_fresh
+from crudauth.account.service import PrincipalAccount, never_fresh
 from crudauth.credentials import AccountService
 from crudauth.http.errors import http_errors
 from crudauth.http.origins import no_store
@@ -41,7 +41,7 @@ def build_account_router(
     *,
     sessions: SessionManager | None = None,
     session_transport: str = "session",
-    fresh: Freshness = _never_fresh,
+    fresh: Freshness = never_fresh,
     accounts: AccountService | None = None,
 ) -> APIRouter:
     """``fresh(principal)`` says whether a password-less account may set a password now.

@@ -28,7 +28,8 @@ WRONG_CURRENT = "Current password is incorrect."
 NOT_FRESH = "Sign in again to continue."
 
 
-async def _never_fresh(principal: Principal) -> bool:
+async def never_fresh(principal: Principal) -> bool:
+    """The default ``Freshness``: no principal may set a password."""
     return False
 
 
@@ -56,7 +57,7 @@ class PrincipalAccount:
         *,
         sessions: SessionManager | None = None,
         session_transport: str = "session",
-        fresh: Freshness = _never_fresh,
+        fresh: Freshness = never_fresh,
         accounts: AccountService | None = None,
     ) -> None:
         if accounts is None:

@@ -54,12 +54,12 @@ class BrowserBoundRecords:
         self.binding_purpose = binding_purpose
         self.rotation = rotation
 
-    def key(self, token: object, index: int = 0) -> str | None:
-        """The store key of ``token``'s record under secret ``index``; ``None`` for a value
+    def key(self, token: object) -> str | None:
+        """The store key of ``token``'s record under the newest secret; ``None`` for a value
         that cannot be a token."""
         if not TOKEN_SHAPE.check(token):
             return None
-        return self.prefix + self.keys.digest(self.token_purpose, token, index)
+        return self.prefix + self.keys.digest(self.token_purpose, token)
 
     def binding(self, secret: str) -> str:
         """The keyed hash a record keeps of its browser's secret."""
@@ -79,10 +79,10 @@ class BrowserBoundRecords:
 
     async def take(self, token: object) -> str | None:
         """The record of ``token``, removed; ``None`` for every caller but one."""
+        if not TOKEN_SHAPE.check(token):
+            return None
         for index in range(self.keys.size if self.rotation else 1):
-            key = self.key(token, index)
-            if key is None:
-                return None
+            key = self.prefix + self.keys.digest(self.token_purpose, token, index)
             raw = await self.store.get_and_delete(key)
             if raw is not None:
                 return raw
